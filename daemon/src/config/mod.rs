@@ -1,0 +1,146 @@
+//! Configuration: the TOML file (`$XDG_CONFIG_HOME/otrd/config.toml` or `--config`) and every path
+//! the daemon uses.
+//!
+//! The file never holds a secret: the password or token comes from the stdout of
+//! `password_command` / `token_command`, run without a shell (see [`secret_command`]).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[account]`.
+    #[serde(default)]
+    pub account: AccountConfig,
+    /// `[policy]`: auto-accept, require-OTR, downgrades.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// `[security]`: memory locking and lock-screen teardown.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// `[contacts.<username>]`: per-contact overrides of the policy.
+    #[serde(default)]
+    pub contacts: BTreeMap<String, ContactPolicy>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// e.g. `https://chat.example.com`; DDP goes to `wss://chat.example.com/websocket`.
+    pub url: String,
+}
+
+/// `[account]`.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Login name.
+    pub username: String,
+    /// Command whose stdout is the password (e.g. `pass show chat`).
+    pub password_command: Option<String>,
+    /// With `token_command`: the user id the personal access token belongs to.
+    pub user_id: Option<String>,
+    /// Command whose stdout is a personal access token.
+    pub token_command: Option<String>,
+}
+
+/// What to do when a peer that once spoke native now offers only legacy.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DowngradePolicy {
+    /// Refuse the legacy session and raise an alarm; the user may start `--legacy` explicitly.
+    #[default]
+    Refuse,
+    /// Accept with an alarm event.
+    Warn,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Accept every invitation without asking (off by default).
+    pub auto_accept: bool,
+    /// Downgrade handling.
+    pub downgrade: DowngradePolicy,
+    /// Seconds a sent message may stay unacknowledged before it is reported failed.
+    pub delivery_timeout_secs: u64,
+    /// Messages kept per session in the in-memory scrollback.
+    pub scrollback: usize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            auto_accept: false,
+            downgrade: DowngradePolicy::Refuse,
+            delivery_timeout_secs: 60,
+            scrollback: 200,
+        }
+    }
+}
+
+/// `[contacts.<username>]`.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPolicy {
+    /// Overrides `policy.auto_accept` for this contact.
+    pub auto_accept: Option<bool>,
+    /// Never talk to this contact in plaintext: `otrctl send` refuses unless OTR is established
+    /// (it always does; this also makes the daemon refuse to end without the user asking).
+    pub require_otr: Option<bool>,
+}
+
+/// What happens when memory cannot be locked.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MemlockPolicy {
+    /// Refuse to establish sessions (default).
+    #[default]
+    Refuse,
+    /// Go on with a warning.
+    Warn,
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Policy when mlock fails.
+    pub memlock: MemlockPolicy,
+    /// End every session when logind says the screen locks or the machine sleeps.
+    pub lock_on_screen_lock: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            memlock: MemlockPolicy::Refuse,
+            lock_on_screen_lock: true,
+        }
+    }
+}
+
+impl Config {
+    /// Auto-accept for `peer`, after per-contact overrides.
+    pub fn auto_accept(&self, peer: &str) -> bool {
+        self.contacts
+            .get(peer)
+            .and_then(|c| c.auto_accept)
+            .unwrap_or(self.policy.auto_accept)
+    }
+
+    /// Require-OTR for `peer`.
+    pub fn require_otr(&self, peer: &str) -> bool {
+        self.contacts
+            .get(peer)
+            .and_then(|c| c.require_otr)
+            .unwrap_or(false)
+    }
+}

@@ -1,0 +1,158 @@
+//! The cloneable handle every front-end connection (and the lock watcher) uses to talk to the
+//! engine task. Each call sends a [`Command`] carrying its own reply channel.
+
+use super::types::*;
+use crate::secure::SecretString;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// A request to the engine, with the channel its answer goes back on.
+#[derive(Debug)]
+pub enum Command {
+    /// GetStatus.
+    Status(oneshot::Sender<StatusInfo>),
+    /// ListRooms.
+    ListRooms(oneshot::Sender<Result<Vec<RoomInfo>, EngineError>>),
+    /// ListSessions.
+    ListSessions(oneshot::Sender<Vec<SessionInfo>>),
+    /// StartSession.
+    Start {
+        /// Who.
+        peer: PeerRef,
+        /// Scheme preference.
+        scheme: SchemePreference,
+        /// Answer.
+        reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+    },
+    /// AcceptSession.
+    Accept(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
+    /// DeclineSession.
+    Decline(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
+    /// RefreshSession.
+    Refresh(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
+    /// EndSession.
+    End(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
+    /// EndAllSessions: returns how many were ended.
+    EndAll(oneshot::Sender<u32>),
+    /// SendMessage: returns (message id, room id, ts ms).
+    Send {
+        /// Who.
+        peer: PeerRef,
+        /// The plaintext.
+        text: SecretString,
+        /// Answer.
+        reply: oneshot::Sender<Result<SentMessage, EngineError>>,
+    },
+    /// WatchEvents attach: scrollback (if asked) and a live receiver, taken atomically so no
+    /// event falls between the two.
+    Watch {
+        /// Replay scrollback first.
+        include_scrollback: bool,
+        /// Answer.
+        reply: oneshot::Sender<(Vec<Event>, broadcast::Receiver<Event>)>,
+    },
+    /// GetFingerprint.
+    Fingerprint(Option<PeerRef>, oneshot::Sender<Result<FingerprintInfo, EngineError>>),
+    /// TrustPeer (peer, fingerprint the user verified or empty).
+    Trust(PeerRef, String, oneshot::Sender<Result<FingerprintInfo, EngineError>>),
+}
+
+/// What SendMessage returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    /// Message id (the `delivered` event carries it).
+    pub id: String,
+    /// Room id.
+    pub room_id: String,
+    /// Our timestamp, ms since epoch.
+    pub ts_ms: i64,
+}
+
+/// Cloneable access to the engine task.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl EngineHandle {
+    /// Wraps the engine's command channel.
+    pub fn new(tx: mpsc::Sender<Command>) -> Self {
+        Self { tx }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)
+    }
+
+    /// GetStatus.
+    pub async fn status(&self) -> Result<StatusInfo, EngineError> {
+        self.ask(Command::Status).await
+    }
+
+    /// ListRooms.
+    pub async fn list_rooms(&self) -> Result<Vec<RoomInfo>, EngineError> {
+        self.ask(Command::ListRooms).await?
+    }
+
+    /// ListSessions.
+    pub async fn list_sessions(&self) -> Result<Vec<SessionInfo>, EngineError> {
+        self.ask(Command::ListSessions).await
+    }
+
+    /// StartSession.
+    pub async fn start(&self, peer: PeerRef, scheme: SchemePreference) -> Result<SessionInfo, EngineError> {
+        self.ask(|reply| Command::Start { peer, scheme, reply }).await?
+    }
+
+    /// AcceptSession.
+    pub async fn accept(&self, peer: PeerRef) -> Result<SessionInfo, EngineError> {
+        self.ask(|r| Command::Accept(peer, r)).await?
+    }
+
+    /// DeclineSession.
+    pub async fn decline(&self, peer: PeerRef) -> Result<SessionInfo, EngineError> {
+        self.ask(|r| Command::Decline(peer, r)).await?
+    }
+
+    /// RefreshSession.
+    pub async fn refresh(&self, peer: PeerRef) -> Result<SessionInfo, EngineError> {
+        self.ask(|r| Command::Refresh(peer, r)).await?
+    }
+
+    /// EndSession.
+    pub async fn end(&self, peer: PeerRef) -> Result<SessionInfo, EngineError> {
+        self.ask(|r| Command::End(peer, r)).await?
+    }
+
+    /// EndAllSessions: how many sessions were ended.
+    pub async fn end_all(&self) -> Result<u32, EngineError> {
+        self.ask(Command::EndAll).await
+    }
+
+    /// SendMessage (fails closed unless established).
+    pub async fn send(&self, peer: PeerRef, text: SecretString) -> Result<SentMessage, EngineError> {
+        self.ask(|reply| Command::Send { peer, text, reply }).await?
+    }
+
+    /// WatchEvents attach.
+    pub async fn watch(
+        &self,
+        include_scrollback: bool,
+    ) -> Result<(Vec<Event>, broadcast::Receiver<Event>), EngineError> {
+        self.ask(|reply| Command::Watch { include_scrollback, reply }).await
+    }
+
+    /// GetFingerprint.
+    pub async fn fingerprint(&self, peer: Option<PeerRef>) -> Result<FingerprintInfo, EngineError> {
+        self.ask(|r| Command::Fingerprint(peer, r)).await?
+    }
+
+    /// TrustPeer.
+    pub async fn trust(&self, peer: PeerRef, fingerprint: String) -> Result<FingerprintInfo, EngineError> {
+        self.ask(|r| Command::Trust(peer, fingerprint, r)).await?
+    }
+}

@@ -1,0 +1,480 @@
+//! The daemon's domain vocabulary, shared by the engine, the session logic and the API layer.
+//!
+//! These are not the generated gRPC types: `api` converts at the edge, so message text stays in
+//! [`SecretString`] until the last moment and no key material can ever reach a generated type.
+
+use crate::secure::SecretString;
+use std::fmt;
+
+/// Where a session stands (the contract's state names: `as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    /// No session, no invitation.
+    NotStarted,
+    /// We invited (or accepted) and wait for the handshake to complete.
+    Establishing,
+    /// The peer invited us; waiting for the user.
+    Requested,
+    /// Keys agreed; messages flow.
+    Established,
+    /// The peer declined.
+    Declined,
+    /// No answer in time.
+    Timeout,
+    /// Ended by either side or by a lock.
+    Ended,
+    /// Protocol or crypto failure.
+    Error,
+}
+
+impl SessionState {
+    /// The contract's lowercase name (`established`, `not_started`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "not_started",
+            Self::Establishing => "establishing",
+            Self::Requested => "requested",
+            Self::Established => "established",
+            Self::Declined => "declined",
+            Self::Timeout => "timeout",
+            Self::Ended => "ended",
+            Self::Error => "error",
+        }
+    }
+
+    /// True for states in which no keys are held and a new start is allowed.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::NotStarted | Self::Declined | Self::Timeout | Self::Ended | Self::Error
+        )
+    }
+}
+
+/// Which cryptographic scheme a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The stock Rocket.Chat client's scheme.
+    Legacy,
+    /// otrd to otrd.
+    Native,
+}
+
+impl Mode {
+    /// The contract's name: `legacy` or `native`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Legacy => "legacy",
+            Self::Native => "native",
+        }
+    }
+}
+
+/// What the user asks for when starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemePreference {
+    /// Native when the peer speaks it, else legacy (subject to the downgrade policy).
+    #[default]
+    Auto,
+    /// Force the stock scheme.
+    Legacy,
+    /// Native or nothing.
+    Native,
+}
+
+/// How a session's frames travel through the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// The Rocket.Chat <= 7.x OTR relay (the only one stock clients understand).
+    OtrRelay,
+    /// Path A: `stream-notify-room` `<rid>/user-activity`.
+    UserActivity,
+    /// Path B: `stream-notify-room-users` `<rid>/video-conference`.
+    VideoConference,
+}
+
+impl TransportKind {
+    /// Short name for people and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OtrRelay => "otr_relay",
+            Self::UserActivity => "user_activity",
+            Self::VideoConference => "video_conference",
+        }
+    }
+}
+
+/// How far the user trusts a peer's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// No identity seen.
+    Unknown,
+    /// Remembered on first use, not verified.
+    Unverified,
+    /// Verified by the user.
+    Verified,
+    /// Differs from the remembered identity: an alarm.
+    Changed,
+}
+
+impl Trust {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Unverified => "unverified",
+            Self::Verified => "verified",
+            Self::Changed => "changed",
+        }
+    }
+}
+
+/// A user's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Presence {
+    /// Not known yet.
+    #[default]
+    Unknown,
+    /// Offline (or invisible).
+    Offline,
+    /// Online.
+    Online,
+    /// Away.
+    Away,
+    /// Busy.
+    Busy,
+}
+
+impl Presence {
+    /// From Rocket.Chat's numeric status code (0 offline, 1 online, 2 away, 3 busy).
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            0 => Self::Offline,
+            1 => Self::Online,
+            2 => Self::Away,
+            3 => Self::Busy,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// From Rocket.Chat's status string (`online`, `away`, `busy`, `offline`).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "offline" | "invisible" => Self::Offline,
+            "online" => Self::Online,
+            "away" => Self::Away,
+            "busy" => Self::Busy,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Offline => "offline",
+            Self::Online => "online",
+            Self::Away => "away",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+/// The daemon's link to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// Opening the websocket or logging in.
+    Connecting,
+    /// Logged in and subscribed.
+    Connected,
+    /// Lost; waiting to retry.
+    Reconnecting,
+    /// Credentials refused; not retrying.
+    AuthFailed,
+    /// Not connected and not trying.
+    Disconnected,
+}
+
+impl ConnectionState {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+            Self::AuthFailed => "auth_failed",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Names a peer: by username or by DM room id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PeerRef {
+    /// A Rocket.Chat username.
+    Username(String),
+    /// A direct-message room id.
+    RoomId(String),
+}
+
+impl fmt::Display for PeerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Username(u) => f.write_str(u),
+            Self::RoomId(r) => write!(f, "room {r}"),
+        }
+    }
+}
+
+/// A snapshot of one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInfo {
+    /// DM room id.
+    pub room_id: String,
+    /// Peer username.
+    pub peer: String,
+    /// Peer user id.
+    pub peer_user_id: String,
+    /// State.
+    pub state: SessionState,
+    /// Scheme, once negotiated.
+    pub mode: Option<Mode>,
+    /// Transport in use, once chosen.
+    pub transport: Option<TransportKind>,
+    /// Identity trust (legacy: always `Unverified`).
+    pub trust: Trust,
+    /// True when we started it.
+    pub initiator: bool,
+    /// Last state change, ms since the epoch.
+    pub since_ms: i64,
+    /// Why the state is what it is (declined, timeout, error).
+    pub detail: String,
+    /// Sent messages not yet acknowledged.
+    pub pending_messages: u32,
+}
+
+/// A 1:1 direct-message room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomInfo {
+    /// Room id.
+    pub room_id: String,
+    /// Peer username.
+    pub peer: String,
+    /// Peer user id.
+    pub peer_user_id: String,
+    /// Peer presence.
+    pub presence: Presence,
+    /// Session state of the room.
+    pub state: SessionState,
+    /// Scheme of the room's session, if any.
+    pub mode: Option<Mode>,
+}
+
+/// Locked-memory state for GetStatus.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryStatus {
+    /// Pages are mlock'd.
+    pub locked: bool,
+    /// Arena bytes holding secrets now.
+    pub in_use_bytes: u64,
+    /// Arena bytes mlock'd.
+    pub locked_bytes: u64,
+    /// RLIMIT_MEMLOCK (0 = unlimited/unknown).
+    pub limit_bytes: u64,
+    /// Why not locked, and the policy applied.
+    pub detail: String,
+}
+
+/// What GetStatus reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusInfo {
+    /// Server URL from the config.
+    pub server_url: String,
+    /// Account username.
+    pub account: String,
+    /// Account user id once logged in.
+    pub account_user_id: String,
+    /// Connection state.
+    pub connection: ConnectionState,
+    /// Why.
+    pub connection_detail: String,
+    /// Server version, once known.
+    pub server_version: String,
+    /// Stock-client OTR works on this server.
+    pub otr_available: bool,
+    /// Why not, in words a user understands.
+    pub otr_unavailable_reason: String,
+    /// otrd-to-otrd transports the server offers.
+    pub native_transports: Vec<TransportKind>,
+    /// Locked memory.
+    pub memory: MemoryStatus,
+    /// Sessions in any state but not_started.
+    pub session_count: u32,
+    /// Established sessions.
+    pub established_count: u32,
+    /// This daemon's instance tag, hex.
+    pub instance_tag: String,
+}
+
+/// Direction of a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the peer.
+    In,
+    /// From us (any front-end).
+    Out,
+}
+
+impl Direction {
+    /// `in` or `out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::In => "in",
+            Self::Out => "out",
+        }
+    }
+}
+
+/// What happened, as every front-end sees it.
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    /// The peer wants to start OTR.
+    Invitation {
+        /// Peer username.
+        peer: String,
+        /// Room id.
+        room_id: String,
+        /// Offered scheme.
+        mode: Mode,
+        /// When the peer's client gives up, ms since epoch.
+        expires_ms: i64,
+    },
+    /// A session changed state.
+    State {
+        /// Peer username.
+        peer: String,
+        /// Room id.
+        room_id: String,
+        /// New state.
+        state: SessionState,
+        /// Scheme.
+        mode: Option<Mode>,
+        /// Transport.
+        transport: Option<TransportKind>,
+        /// Trust.
+        trust: Trust,
+        /// Why.
+        detail: String,
+    },
+    /// A chat message, in or out.
+    Message {
+        /// Peer username.
+        peer: String,
+        /// Room id.
+        room_id: String,
+        /// In or out.
+        direction: Direction,
+        /// The plaintext.
+        text: SecretString,
+        /// Message id.
+        id: String,
+        /// Sender's timestamp, ms.
+        ts_ms: i64,
+    },
+    /// The peer acknowledged our message.
+    Delivered {
+        /// Peer username.
+        peer: String,
+        /// Room id.
+        room_id: String,
+        /// Message id.
+        id: String,
+    },
+    /// Something failed.
+    Error {
+        /// Peer (empty if none).
+        peer: String,
+        /// Room id (empty if none).
+        room_id: String,
+        /// Machine-readable code.
+        code: String,
+        /// For people.
+        message: String,
+        /// Message id concerned, if any.
+        id: String,
+    },
+    /// The server connection changed.
+    Connection {
+        /// New state.
+        state: ConnectionState,
+        /// Why.
+        detail: String,
+    },
+    /// A security alarm.
+    Alarm {
+        /// Peer.
+        peer: String,
+        /// Room id.
+        room_id: String,
+        /// `fingerprint_changed`, `downgrade`, `key_confirmation_failed`, ...
+        code: String,
+        /// For people.
+        message: String,
+    },
+}
+
+/// An event with its daemon-wide sequence number.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Increases by one per event.
+    pub seq: u64,
+    /// ms since the epoch.
+    pub ts_ms: i64,
+    /// True for replayed scrollback.
+    pub replay: bool,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Fingerprints and trust, for GetFingerprint / TrustPeer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FingerprintInfo {
+    /// Our identity fingerprint.
+    pub own_fingerprint: String,
+    /// Peer username.
+    pub peer: String,
+    /// Peer's current fingerprint.
+    pub peer_fingerprint: String,
+    /// Trust.
+    pub trust: Option<Trust>,
+    /// Short authentication string of the live native session.
+    pub sas: String,
+    /// The previously remembered fingerprint when it changed.
+    pub previous_fingerprint: String,
+}
+
+/// Why an engine command failed; `api` maps each to a gRPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No such user or room.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request makes no sense in the current state (no session, not established, ...).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Bad argument from the client.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The server or the connection cannot do it right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// This capability is not built yet.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// The engine is gone (shutting down).
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}

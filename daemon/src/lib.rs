@@ -1,0 +1,24 @@
+//! otrd: off-the-record direct messages on Rocket.Chat, as a per-user daemon.
+//!
+//! How the crate is laid out — each module owns its data and talks to the others over channels:
+//!
+//! - [`config`] — the TOML config file, XDG paths, and the commands that yield secrets.
+//! - [`secure`] — zeroizing secret types, locked (mlock'd, non-dumpable) memory for keys and
+//!   scrollback, process hardening.
+//! - [`rocketchat`] — the DDP/REST client: frames, EJSON, login, subscriptions, reconnect, rooms,
+//!   presence and server capabilities. One task owns the connection.
+//! - [`transport`] — how session frames travel through the server (the 7.x OTR relay, or the
+//!   realtime relays Rocket.Chat 8.x still has).
+//! - [`otr`] — pure logic: the legacy (stock client) and native schemes and the per-room session
+//!   state machine. No I/O, testable without sockets.
+//! - [`engine`] — the task that owns every session and the event log and answers front-ends.
+//! - [`api`] — the gRPC service on the Unix socket: peer credentials, event fan-out.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod otr;
+pub mod rocketchat;
+pub mod secure;
+pub mod transport;

@@ -1,0 +1,1 @@
+//! OTR session logic and the two schemes (pure, no I/O).

@@ -1,0 +1,137 @@
+//! Zeroizing secret newtypes with a `Debug` that never shows the content.
+
+use std::fmt;
+use zeroize::{Zeroize, Zeroizing};
+
+/// A secret text: a password, a token, a message's plaintext. Zeroized on drop; `Debug` prints
+/// `[REDACTED]`. Cloning copies the secret (both copies zeroize independently).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    /// Wraps a string; the caller's copy moves in and is zeroized when this drops.
+    pub fn new(s: String) -> Self {
+        Self(Zeroizing::new(s))
+    }
+
+    /// The secret text. Keep the borrow short and never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(s: &str) -> Self {
+        Self::new(s.to_owned())
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// Secret bytes of variable length (plaintext buffers, derived material). Zeroized on drop.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    /// Wraps a buffer; it is zeroized when this drops.
+    pub fn new(v: Vec<u8>) -> Self {
+        Self(Zeroizing::new(v))
+    }
+
+    /// The secret bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<u8>> for SecretBytes {
+    fn from(v: Vec<u8>) -> Self {
+        Self::new(v)
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[REDACTED {} bytes]", self.0.len())
+    }
+}
+
+/// A fixed-size key at rest (a private scalar, a chain key, an AES key). Zeroized on drop.
+///
+/// The storage is an implementation detail of `secure`: callers only ever see `expose()`.
+pub struct LockedKey<const N: usize>(Box<Zeroizing<[u8; N]>>);
+
+impl<const N: usize> LockedKey<N> {
+    /// Moves `bytes` into protected storage and zeroizes the caller's array.
+    pub fn new(bytes: &mut [u8; N]) -> Self {
+        let key = Self(Box::new(Zeroizing::new(*bytes)));
+        bytes.zeroize();
+        key
+    }
+
+    /// The key bytes, for building a library key type for one operation.
+    pub fn expose(&self) -> &[u8; N] {
+        &self.0
+    }
+}
+
+impl<const N: usize> Clone for LockedKey<N> {
+    fn clone(&self) -> Self {
+        let mut copy = **self.0;
+        Self::new(&mut copy)
+    }
+}
+
+impl<const N: usize> fmt::Debug for LockedKey<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LockedKey<{N}>([REDACTED])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let s = SecretString::from("hunter2");
+        assert_eq!(format!("{s:?}"), "[REDACTED]");
+        let b = SecretBytes::from(b"hunter2".to_vec());
+        assert!(!format!("{b:?}").contains("hunter2"));
+        let mut raw = *b"0123456789abcdef";
+        let k = LockedKey::new(&mut raw);
+        assert_eq!(raw, [0u8; 16], "the caller's copy is wiped");
+        assert!(!format!("{k:?}").contains("0123"));
+        assert_eq!(k.expose(), b"0123456789abcdef");
+    }
+}

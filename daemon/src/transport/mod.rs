@@ -1,0 +1,1 @@
+//! How session frames travel through the server.
