@@ -11,6 +11,8 @@
 //!   realtime relays Rocket.Chat 8.x still has).
 //! - [`otr`] — pure logic: the legacy (stock client) and native schemes and the per-room session
 //!   state machine. No I/O, testable without sockets.
+//! - [`identity`] — the long-term identity key and the trust store (files, mode 0600).
+//! - [`lockscreen`] — watches logind (D-Bus) and ends every session on lock or sleep.
 //! - [`engine`] — the task that owns every session and the event log and answers front-ends.
 //! - [`api`] — the gRPC service on the Unix socket: peer credentials, event fan-out.
 #![warn(missing_docs)]
@@ -18,6 +20,8 @@
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod identity;
+pub mod lockscreen;
 pub mod otr;
 pub mod rocketchat;
 pub mod secure;
