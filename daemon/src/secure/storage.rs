@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 
 use zeroize::Zeroize;
 
-use super::arena::{class_for, Arena, MAX_SLOT, SIZE_CLASSES};
+use super::arena::{class_for, Arena, MAX_SLOT};
 
 /// Where the bytes live.
 enum Place {
@@ -127,7 +127,7 @@ impl LockedStorage {
     #[cfg(test)]
     pub(crate) fn slot_addr(&self) -> Option<(*const u8, usize)> {
         match &self.place {
-            Place::Slot { ptr, class, .. } => Some((ptr.as_ptr(), SIZE_CLASSES[*class])),
+            Place::Slot { ptr, class, .. } => Some((ptr.as_ptr(), super::arena::SIZE_CLASSES[*class])),
             Place::Heap { .. } => None,
         }
     }
