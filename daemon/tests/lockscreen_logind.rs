@@ -158,7 +158,9 @@ async fn lock_locked_hint_and_sleep_each_reach_the_channel() {
         .await
         .expect("manager iface");
 
-    FakeSession::lock(session.signal_emitter()).await.expect("emit Lock");
+    FakeSession::lock(session.signal_emitter())
+        .await
+        .expect("emit Lock");
     assert_eq!(next_reason(&mut rx).await, LockReason::Lock);
 
     session.get_mut().await.locked_hint = true;

@@ -8,7 +8,10 @@ use rustix::process::{dumpable_behavior, getrlimit, DumpableBehavior, Resource};
 fn hardening_disables_dumps_and_core_files() {
     let report = harden_process();
     assert!(report.is_complete(), "failures: {:?}", report.failures);
-    assert_eq!(dumpable_behavior().ok(), Some(DumpableBehavior::NotDumpable));
+    assert_eq!(
+        dumpable_behavior().ok(),
+        Some(DumpableBehavior::NotDumpable)
+    );
     let core = getrlimit(Resource::Core);
     assert_eq!((core.current, core.maximum), (Some(0), Some(0)));
     let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");

@@ -63,9 +63,7 @@ fn ten_thousand_sessions_fit_in_the_default_memlock_limit() {
         "{} arena bytes for {SESSIONS} sessions",
         during.mapped_bytes
     );
-    assert!(
-        during.in_use_bytes - before.in_use_bytes == (SESSIONS * KEYS_PER_SESSION * 32) as u64
-    );
+    assert!(during.in_use_bytes - before.in_use_bytes == (SESSIONS * KEYS_PER_SESSION * 32) as u64);
     println!(
         "{SESSIONS} sessions × {KEYS_PER_SESSION} keys: {added} bytes mapped, {} bytes locked, \
          {} bytes per session",
@@ -77,7 +75,10 @@ fn ten_thousand_sessions_fit_in_the_default_memlock_limit() {
         assert_eq!(during.locked_bytes, during.mapped_bytes);
         assert_eq!(status.locked_bytes, during.locked_bytes);
     } else {
-        println!("mlock not permitted here ({}); mapped bytes only", status.detail);
+        println!(
+            "mlock not permitted here ({}); mapped bytes only",
+            status.detail
+        );
     }
     drop(keys);
     assert_eq!(arena_stats().in_use_bytes, before.in_use_bytes);

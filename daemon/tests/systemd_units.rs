@@ -19,7 +19,7 @@ fn directive<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .next_back()
 }
 
 #[test]
@@ -107,7 +107,13 @@ fn systemd_analyze_verify_accepts_the_units() {
     std::fs::write(dir.path().join("otrd.service"), service).expect("copy");
 
     let out = Command::new("systemd-analyze")
-        .args(["--user", "--man=no", "verify", "otrd.socket", "otrd.service"])
+        .args([
+            "--user",
+            "--man=no",
+            "verify",
+            "otrd.socket",
+            "otrd.service",
+        ])
         .current_dir(dir.path())
         .env("XDG_RUNTIME_DIR", runtime.path())
         .output()

@@ -99,7 +99,9 @@ async fn user_display_session(
     let user = UserProxy::builder(conn).path(user_path)?.build().await?;
     let (_, session) = user.display().await?;
     if session.as_str() == "/" {
-        return Err(zbus::Error::Failure("the user has no display session".into()));
+        return Err(zbus::Error::Failure(
+            "the user has no display session".into(),
+        ));
     }
     Ok(session)
 }

@@ -137,9 +137,7 @@ pub async fn watch(
     let conn = connect(bus_address.as_deref()).await?;
     let sub = |what| move |source| LockscreenError::Subscribe { what, source };
 
-    let manager = ManagerProxy::new(&conn)
-        .await
-        .map_err(sub("manager"))?;
+    let manager = ManagerProxy::new(&conn).await.map_err(sub("manager"))?;
     let sleep = manager
         .receive_prepare_for_sleep()
         .await
@@ -231,7 +229,10 @@ async fn session_streams(
 }
 
 /// Sends every lock event on `tx` until the bus closes or nobody listens.
-async fn forward(mut events: impl Stream<Item = Option<LockReason>> + Unpin, tx: mpsc::Sender<LockReason>) {
+async fn forward(
+    mut events: impl Stream<Item = Option<LockReason>> + Unpin,
+    tx: mpsc::Sender<LockReason>,
+) {
     while let Some(event) = events.next().await {
         let Some(reason) = event else { continue };
         tracing::info!(reason = %reason, "lock event from logind");

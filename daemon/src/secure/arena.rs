@@ -132,7 +132,9 @@ impl Arena {
     /// The state; a panic while holding the lock cannot leave the free lists inconsistent (every
     /// update is a single push/pop plus counters), so a poisoned lock is simply taken over.
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A zero-filled slot of size class `class`, or `None` when no memory could be mapped.
@@ -262,7 +264,7 @@ impl Inner {
     fn carve_fresh(&mut self, class: usize) -> Option<NonNull<u8>> {
         let size = SIZE_CLASSES[class];
         let chunk = self.chunks.last()?;
-        if self.cursor % size != 0 || self.cursor + size > chunk.len {
+        if self.cursor & (size - 1) != 0 || self.cursor + size > chunk.len {
             return None;
         }
         // SAFETY: `cursor + size <= len`, so the offset stays inside the chunk's mapping and the
@@ -282,7 +284,7 @@ impl Inner {
             let off = self.cursor;
             let Some(class) = (0..SIZE_CLASSES.len())
                 .rev()
-                .find(|&c| off % SIZE_CLASSES[c] == 0 && off + SIZE_CLASSES[c] <= end)
+                .find(|&c| off & (SIZE_CLASSES[c] - 1) == 0 && off + SIZE_CLASSES[c] <= end)
             else {
                 // Offsets are always multiples of the smallest class, so this is unreachable;
                 // stopping here merely wastes the remainder.

@@ -127,7 +127,9 @@ impl LockedStorage {
     #[cfg(test)]
     pub(crate) fn slot_addr(&self) -> Option<(*const u8, usize)> {
         match &self.place {
-            Place::Slot { ptr, class, .. } => Some((ptr.as_ptr(), super::arena::SIZE_CLASSES[*class])),
+            Place::Slot { ptr, class, .. } => {
+                Some((ptr.as_ptr(), super::arena::SIZE_CLASSES[*class]))
+            }
             Place::Heap { .. } => None,
         }
     }

@@ -17,12 +17,23 @@ fn freed_key_slot_is_zero() {
     let mut raw = [0xA5u8; 32];
     let key = LockedKey::new_in(arena, &mut raw);
     assert_eq!(raw, [0u8; 32], "the caller's copy is wiped");
-    let (ptr, len) = key.storage().slot_addr().expect("a 32-byte key lives in a slot");
+    let (ptr, len) = key
+        .storage()
+        .slot_addr()
+        .expect("a 32-byte key lives in a slot");
     // SAFETY: the pointer is a slot of `arena`, which is never unmapped.
-    assert_eq!(unsafe { arena.peek(ptr, 32) }, vec![0xA5u8; 32], "key is in the slot");
+    assert_eq!(
+        unsafe { arena.peek(ptr, 32) },
+        vec![0xA5u8; 32],
+        "key is in the slot"
+    );
     drop(key);
     // SAFETY: as above; the private arena has no other users, so the slot is not reused.
-    assert_eq!(unsafe { arena.peek(ptr, len) }, vec![0u8; len], "wiped after drop");
+    assert_eq!(
+        unsafe { arena.peek(ptr, len) },
+        vec![0u8; len],
+        "wiped after drop"
+    );
 }
 
 #[test]
@@ -36,7 +47,10 @@ fn freed_clone_and_buffer_slots_are_zero() {
     let (cptr, clen) = copy.storage().slot_addr().expect("slot");
     assert_ne!(kptr, cptr, "a clone has its own slot");
     let buf = LockedBuf::from_slice_in(arena, &[0x77u8; 700]);
-    let (bptr, blen) = buf.storage().slot_addr().expect("700 bytes fit a 1 KiB slot");
+    let (bptr, blen) = buf
+        .storage()
+        .slot_addr()
+        .expect("700 bytes fit a 1 KiB slot");
     drop((key, copy, buf));
     for (ptr, len) in [(kptr, klen), (cptr, clen), (bptr, blen)] {
         // SAFETY: slots of the private `arena`, never unmapped, not reused by anyone.
@@ -80,9 +94,15 @@ fn ten_thousand_sessions_fit_in_eight_mib() {
     if status.locked {
         assert_eq!(stats.locked_bytes, stats.mapped_bytes);
     } else {
-        println!("mlock not permitted here ({}); counted mapped bytes only", status.detail);
+        println!(
+            "mlock not permitted here ({}); counted mapped bytes only",
+            status.detail
+        );
     }
-    assert!(keys.iter().enumerate().all(|(i, k)| k.expose()[0] == (i % 251) as u8));
+    assert!(keys
+        .iter()
+        .enumerate()
+        .all(|(i, k)| k.expose()[0] == (i % 251) as u8));
 }
 
 #[test]
@@ -96,7 +116,10 @@ fn mixed_sizes_share_chunks_without_overlap() {
         }
     }
     for (round, buf) in &bufs {
-        assert!(buf.expose().iter().all(|b| b == round), "slots do not overlap");
+        assert!(
+            buf.expose().iter().all(|b| b == round),
+            "slots do not overlap"
+        );
         assert!(buf.is_in_arena());
     }
 }
@@ -107,7 +130,10 @@ fn oversized_buffers_use_the_heap_and_are_counted() {
     let big = LockedBuf::from_slice_in(arena, &vec![9u8; LockedBuf::MAX_LOCKED + 1]);
     assert!(!big.is_in_arena());
     assert_eq!(big.expose().len(), LockedBuf::MAX_LOCKED + 1);
-    assert_eq!(arena.stats().heap_fallback_bytes, LockedBuf::MAX_LOCKED as u64 + 1);
+    assert_eq!(
+        arena.stats().heap_fallback_bytes,
+        LockedBuf::MAX_LOCKED as u64 + 1
+    );
     assert!(arena.status().detail.contains("heap"));
     drop(big);
     assert_eq!(arena.stats().heap_fallback_bytes, 0);
