@@ -104,3 +104,39 @@ async fn drop_all_connections_closes_sockets() {
     a.wait_closed().await;
     b.wait_closed().await;
 }
+
+#[tokio::test]
+async fn oversized_frame_closes_the_socket() {
+    let sim = sim(demo_with(|c| c.max_ws_frame_bytes = 1024)).await;
+    let mut c = Ddp::connect(&sim.ws_url()).await;
+    c.send(
+        json!({"msg":"method","method":"sendMessage","id":"1","params":[{"msg":"x".repeat(2048)}]}),
+    )
+    .await;
+    c.wait_closed().await;
+}
+
+#[tokio::test]
+async fn duplicate_and_delayed_events() {
+    let sim = sim(SimConfig::demo()).await;
+    let mut me = Ddp::login_as(&sim.ws_url(), "me", "demo").await;
+    me.sub_ok("stream-room-messages", DM).await;
+    let msg = |id: &str| json!([{"_id": id, "rid": DM, "msg": "c", "t": "otr"}]);
+
+    sim.set_duplicate_events(true);
+    me.call("sendMessage", msg("dup1")).await;
+    let first = me.event("stream-room-messages", DM).await;
+    let second = me.event("stream-room-messages", DM).await;
+    assert_eq!(first, second);
+    sim.set_duplicate_events(false);
+
+    // Undelayed, the echo is queued before the method result; delayed, it comes after.
+    sim.set_event_delay(std::time::Duration::from_millis(300));
+    me.call("sendMessage", msg("late1")).await;
+    assert!(
+        me.seen(|f| f["msg"] == "changed").is_empty(),
+        "event was not delayed"
+    );
+    let ev = me.event("stream-room-messages", DM).await;
+    assert_eq!(ev["fields"]["args"][0]["_id"], "late1");
+}
