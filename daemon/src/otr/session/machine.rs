@@ -127,7 +127,9 @@ impl Session {
             Input::Refresh => self.refresh(now_ms, rng, &mut out)?,
             Input::End { notify_peer } => self.end(notify_peer, now_ms, &mut out)?,
             Input::Send { text } => self.send(text, now_ms, rng, &mut out)?,
-            Input::Signal { kind, payload } => self.on_signal(kind, &payload, now_ms, rng, &mut out),
+            Input::Signal { kind, payload } => {
+                self.on_signal(kind, &payload, now_ms, rng, &mut out)
+            }
             Input::RoomMessage { message } => self.on_room_message(&message, now_ms, rng, &mut out),
             Input::SendResult { id, ok, detail } => self.on_send_result(&id, ok, &detail, &mut out),
             Input::Reconnected => self.on_reconnected(now_ms, &mut out),
@@ -208,7 +210,12 @@ impl Session {
         self.initiator = true;
         self.mode = None;
         self.send_handshake(offer, false, now, out);
-        self.set_state(SessionState::Establishing, format!("waiting for {} to accept", self.ctx.peer_username), now, out);
+        self.set_state(
+            SessionState::Establishing,
+            format!("waiting for {} to accept", self.ctx.peer_username),
+            now,
+            out,
+        );
         Ok(())
     }
 
@@ -227,7 +234,9 @@ impl Session {
     }
 
     fn decline(&mut self, now: i64, out: &mut Vec<Output>) -> Result<(), SessionError> {
-        if self.invitation.is_none() || !matches!(self.state, SessionState::Requested | SessionState::Timeout) {
+        if self.invitation.is_none()
+            || !matches!(self.state, SessionState::Requested | SessionState::Timeout)
+        {
             return Err(SessionError::NoInvitation(self.ctx.peer_username.clone()));
         }
         out.push(self.signal(SignalKind::Deny, None));
@@ -257,12 +266,24 @@ impl Session {
         self.initiator = true;
         self.first_otr = false;
         self.send_handshake(offer, true, now, out);
-        out.push(Output::SystemMessage { kind: system::USER_REQUESTED_OTR_KEY_REFRESH });
-        self.set_state(SessionState::Establishing, "refreshing keys".into(), now, out);
+        out.push(Output::SystemMessage {
+            kind: system::USER_REQUESTED_OTR_KEY_REFRESH,
+        });
+        self.set_state(
+            SessionState::Establishing,
+            "refreshing keys".into(),
+            now,
+            out,
+        );
         Ok(())
     }
 
-    fn end(&mut self, notify_peer: bool, now: i64, out: &mut Vec<Output>) -> Result<(), SessionError> {
+    fn end(
+        &mut self,
+        notify_peer: bool,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
         match self.state {
             SessionState::NotStarted | SessionState::Ended => {
                 return Err(SessionError::NotActive(self.ctx.peer_username.clone()))
@@ -304,20 +325,34 @@ impl Session {
         self.epoch += 1;
         out.push(Output::DeleteOldMessages);
         let mut ack = self.signal(SignalKind::Acknowledge, Some(&public_jwk));
-        if let (Output::Signal { payload: Value::Object(map), .. }, Some(ext)) = (&mut ack, ext) {
+        if let (
+            Output::Signal {
+                payload: Value::Object(map),
+                ..
+            },
+            Some(ext),
+        ) = (&mut ack, ext)
+        {
             map.insert("otrd".into(), ext);
         }
         out.push(ack);
-        let detail = if offer.refresh { "keys refreshed" } else { "accepted" };
+        let detail = if offer.refresh {
+            "keys refreshed"
+        } else {
+            "accepted"
+        };
         self.set_state(SessionState::Established, detail.into(), now, out);
         if offer.refresh {
-            out.push(Output::SystemMessage { kind: system::USER_KEY_REFRESHED_SUCCESSFULLY });
+            out.push(Output::SystemMessage {
+                kind: system::USER_KEY_REFRESHED_SUCCESSFULLY,
+            });
         }
         Ok(())
     }
 
     fn send_handshake(&mut self, offer: OwnOffer, refresh: bool, now: i64, out: &mut Vec<Output>) {
-        let mut payload = match self.signal(SignalKind::Handshake, Some(offer.legacy.public_jwk())) {
+        let mut payload = match self.signal(SignalKind::Handshake, Some(offer.legacy.public_jwk()))
+        {
             Output::Signal { payload, .. } => payload,
             _ => Value::Null,
         };
@@ -331,8 +366,16 @@ impl Session {
             }
         }
         out.push(Output::DeleteOldMessages);
-        out.push(Output::Signal { kind: SignalKind::Handshake, payload: payload.clone() });
-        self.own = Some(OwnHandshake { offer, payload, sent_ms: now, refresh });
+        out.push(Output::Signal {
+            kind: SignalKind::Handshake,
+            payload: payload.clone(),
+        });
+        self.own = Some(OwnHandshake {
+            offer,
+            payload,
+            sent_ms: now,
+            refresh,
+        });
         self.timed_out_ms = None;
     }
 
@@ -345,7 +388,13 @@ impl Session {
         Output::Signal { kind, payload }
     }
 
-    pub(super) fn set_state(&mut self, state: SessionState, detail: String, now: i64, out: &mut Vec<Output>) {
+    pub(super) fn set_state(
+        &mut self,
+        state: SessionState,
+        detail: String,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
         self.state = state;
         self.since_ms = now;
         self.detail = detail;
@@ -365,7 +414,13 @@ impl Session {
 
     /// Leaves the session in a terminal `state`: keys wiped, pending messages reported failed,
     /// old OTR messages deleted (as the stock `reset()` does).
-    pub(super) fn teardown(&mut self, state: SessionState, detail: String, now: i64, out: &mut Vec<Output>) {
+    pub(super) fn teardown(
+        &mut self,
+        state: SessionState,
+        detail: String,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
         self.drop_keys();
         self.fail_pending(&format!("the session {}", detail_for_failure(state)), out);
         out.push(Output::DeleteOldMessages);

@@ -70,7 +70,9 @@ pub(super) struct OwnOffer {
 
 impl fmt::Debug for OwnOffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnOffer").field("legacy", &self.legacy).finish_non_exhaustive()
+        f.debug_struct("OwnOffer")
+            .field("legacy", &self.legacy)
+            .finish_non_exhaustive()
     }
 }
 

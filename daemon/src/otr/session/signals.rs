@@ -23,13 +23,21 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         let Some(obj) = payload.as_object() else {
-            out.push(self.error_event("malformed_event", format!("{} payload is not an object", kind.as_str()), ""));
+            out.push(self.error_event(
+                "malformed_event",
+                format!("{} payload is not an object", kind.as_str()),
+                "",
+            ));
             return;
         };
         let room = obj.get("roomId").and_then(Value::as_str);
         let user = obj.get("userId").and_then(Value::as_str);
         let (Some(room), Some(user)) = (room, user) else {
-            out.push(self.error_event("malformed_event", format!("{} without roomId/userId", kind.as_str()), ""));
+            out.push(self.error_event(
+                "malformed_event",
+                format!("{} without roomId/userId", kind.as_str()),
+                "",
+            ));
             return;
         };
         if user == self.ctx.my_uid {
@@ -39,7 +47,11 @@ impl Session {
             tracing::warn!(room = %self.ctx.room_id, kind = kind.as_str(), "forged OTR signalling event");
             out.push(self.error_event(
                 "forged_event",
-                format!("ignored a {} that does not come from {} in this room", kind.as_str(), self.ctx.peer_username),
+                format!(
+                    "ignored a {} that does not come from {} in this room",
+                    kind.as_str(),
+                    self.ctx.peer_username
+                ),
                 "",
             ));
             return;
@@ -81,7 +93,11 @@ impl Session {
             if now - first > self.policy.dedupe_window_ms {
                 out.push(self.error_event(
                     "replayed_event",
-                    format!("ignored a replayed {} from {}", kind.as_str(), self.ctx.peer_username),
+                    format!(
+                        "ignored a replayed {} from {}",
+                        kind.as_str(),
+                        self.ctx.peer_username
+                    ),
                     "",
                 ));
             }
@@ -122,13 +138,34 @@ impl Session {
             SessionState::Established => {
                 // The peer started over (e.g. reloaded): its old keys are gone, so are ours.
                 self.drop_keys();
-                self.fail_pending("the peer restarted the session before delivery was confirmed", out);
-                self.invite(offer, format!("{} restarted OTR", self.ctx.peer_username), now, rng, out);
+                self.fail_pending(
+                    "the peer restarted the session before delivery was confirmed",
+                    out,
+                );
+                self.invite(
+                    offer,
+                    format!("{} restarted OTR", self.ctx.peer_username),
+                    now,
+                    rng,
+                    out,
+                );
+            }
+            SessionState::Establishing if self.ctx.my_uid < self.ctx.peer_uid => {
+                // Glare with a deterministic winner: the lower uid keeps its offer. A stock peer
+                // prompts for our handshake even while it is establishing, and a daemon peer (the
+                // higher uid) answers ours below, so exactly one offer survives.
+                tracing::debug!(room = %self.ctx.room_id, "glare: keeping our offer");
             }
             SessionState::Establishing => {
                 // Glare: both started. Abandon ours and answer theirs.
                 self.own = None;
-                self.invite(offer, format!("both started; answering {}", self.ctx.peer_username), now, rng, out);
+                self.invite(
+                    offer,
+                    format!("both started; answering {}", self.ctx.peer_username),
+                    now,
+                    rng,
+                    out,
+                );
             }
             _ => {
                 let detail = format!("{} wants to start OTR", self.ctx.peer_username);
@@ -151,7 +188,10 @@ impl Session {
         self.own = None;
         self.initiator = false;
         self.timed_out_ms = None;
-        self.invitation = Some(Invitation { offer: offer.clone(), expires_ms });
+        self.invitation = Some(Invitation {
+            offer: offer.clone(),
+            expires_ms,
+        });
         self.set_state(SessionState::Requested, detail, now, out);
         out.push(Output::Event(EventKind::Invitation {
             peer: self.ctx.peer_username.clone(),
@@ -170,7 +210,8 @@ impl Session {
         let Some((key, norm)) = self.fresh_peer_key(SignalKind::Acknowledge, obj, now, out) else {
             return;
         };
-        let in_grace = |t: Option<i64>| t.is_some_and(|t| now - t <= self.policy.late_answer_grace_ms);
+        let in_grace =
+            |t: Option<i64>| t.is_some_and(|t| now - t <= self.policy.late_answer_grace_ms);
         let waiting = self.initiator
             && self.own.is_some()
             && (self.state == SessionState::Establishing
@@ -180,7 +221,10 @@ impl Session {
             tracing::warn!(room = %self.ctx.room_id, "unsolicited OTR acknowledge ignored");
             out.push(self.error_event(
                 "unsolicited_acknowledge",
-                format!("ignored an acknowledge from {} that answers nothing we sent", self.ctx.peer_username),
+                format!(
+                    "ignored an acknowledge from {} that answers nothing we sent",
+                    self.ctx.peer_username
+                ),
                 "",
             ));
             return;
@@ -200,13 +244,20 @@ impl Session {
                 };
                 self.set_state(SessionState::Established, detail, now, out);
                 if self.first_otr && !own.refresh {
-                    out.push(Output::SystemMessage { kind: super::system::USER_JOINED_OTR });
+                    out.push(Output::SystemMessage {
+                        kind: super::system::USER_JOINED_OTR,
+                    });
                 }
                 self.first_otr = false;
             }
             Err(e) => {
                 out.push(self.error_event("key_agreement_failed", e.to_string(), ""));
-                self.teardown(SessionState::Error, format!("key agreement failed: {e}"), now, out);
+                self.teardown(
+                    SessionState::Error,
+                    format!("key agreement failed: {e}"),
+                    now,
+                    out,
+                );
             }
         }
     }
@@ -227,7 +278,10 @@ impl Session {
     }
 
     pub(super) fn on_peer_offline(&mut self, now: i64, out: &mut Vec<Output>) {
-        let live = matches!(self.state, SessionState::Established | SessionState::Establishing);
+        let live = matches!(
+            self.state,
+            SessionState::Established | SessionState::Establishing
+        );
         if !live && self.state != SessionState::Requested {
             return;
         }
