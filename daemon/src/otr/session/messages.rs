@@ -308,8 +308,9 @@ impl Session {
                 "an ack token that was already used".into(),
             ));
         }
-        let skew = (inner.ts_ms - now).abs();
-        if skew > self.policy.max_clock_skew_ms {
+        // abs_diff: a hostile timestamp (i64::MIN) must not overflow.
+        let skew = inner.ts_ms.abs_diff(now);
+        if skew > self.policy.max_clock_skew_ms.unsigned_abs() {
             return Some((
                 "clock_skew",
                 format!("the sender's clock is {} s off", skew / 1000),

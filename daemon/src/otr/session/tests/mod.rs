@@ -238,6 +238,14 @@ impl Relay {
     }
 }
 
+#[test]
+fn sessions_can_move_between_tasks() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Session>();
+    assert_send::<Output>();
+    assert_send::<Input>();
+}
+
 pub(super) fn events(log: &[Output]) -> Vec<&EventKind> {
     log.iter()
         .filter_map(|o| match o {

@@ -158,40 +158,50 @@ fn invalid_public_keys_are_rejected() {
 fn inner_and_outer_ids_and_senders_must_match() {
     let mut r = Relay::established(Side::A);
     let now = r.now;
+    let case = |id: &str, user: &str, ack: &str, ts: i64, code: &'static str| {
+        (inner_from_b(id, user, ack, ts), code)
+    };
     let cases = [
-        (
-            inner_from_b("ZZZZZZZZZZZZZZZZZ", B_UID, "tok1aaaaaaaaaaaaaaaaa", now),
+        case(
+            "ZZZZZZZZZZZZZZZZZ",
+            B_UID,
+            "tok1aaaaaaaaaaaaaaaaa",
+            now,
             "id_mismatch",
         ),
-        (
-            inner_from_b(
-                "M1aaaaaaaaaaaaaaa",
-                "mallory000000000",
-                "tok2aaaaaaaaaaaaaaaaa",
-                now,
-            ),
+        case(
+            "M1aaaaaaaaaaaaaaa",
+            "mallory000000000",
+            "tok2aaaaaaaaaaaaaaaaa",
+            now,
             "sender_mismatch",
         ),
-        (
-            inner_from_b("M2aaaaaaaaaaaaaaa", A_UID, "tok3aaaaaaaaaaaaaaaaa", now),
+        case(
+            "M2aaaaaaaaaaaaaaa",
+            A_UID,
+            "tok3aaaaaaaaaaaaaaaaa",
+            now,
             "reflected_message",
         ),
-        (
-            inner_from_b(
-                "M3aaaaaaaaaaaaaaa",
-                B_UID,
-                "tok4aaaaaaaaaaaaaaaaa",
-                now - 6 * 60_000,
-            ),
+        case(
+            "M3aaaaaaaaaaaaaaa",
+            B_UID,
+            "tok4aaaaaaaaaaaaaaaaa",
+            now - 6 * 60_000,
             "clock_skew",
         ),
-        (
-            inner_from_b(
-                "M4aaaaaaaaaaaaaaa",
-                B_UID,
-                "tok5aaaaaaaaaaaaaaaaa",
-                now + 6 * 60_000,
-            ),
+        case(
+            "M4aaaaaaaaaaaaaaa",
+            B_UID,
+            "tok5aaaaaaaaaaaaaaaaa",
+            now + 6 * 60_000,
+            "clock_skew",
+        ),
+        case(
+            "M6aaaaaaaaaaaaaaa",
+            B_UID,
+            "tok7aaaaaaaaaaaaaaaaa",
+            i64::MIN,
             "clock_skew",
         ),
     ];
