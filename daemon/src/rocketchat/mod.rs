@@ -20,8 +20,8 @@ pub mod presence;
 pub use backoff::{Backoff, BackoffPolicy};
 pub use capabilities::ServerCapabilities;
 pub use client::{
-    Client, ClientConfig, ClientEvent, ClientStats, Credentials, DirectRoom, SessionInfo,
-    SubscriptionId, UserRef,
+    Client, ClientConfig, ClientEvent, ClientStats, Credentials, DirectRoom, HeartbeatPolicy,
+    SessionInfo, SubscriptionId, UserRef,
 };
 pub use ddp::{DdpError, FrameError, ServerFrame};
 pub use ejson::EjsonError;
