@@ -16,6 +16,8 @@ mod client;
 pub mod ddp;
 pub mod ejson;
 pub mod presence;
+#[cfg(test)]
+mod robustness;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use capabilities::ServerCapabilities;
