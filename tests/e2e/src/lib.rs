@@ -1,1 +1,6 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: real `otrd` processes on temporary sockets
+//! ([`daemon`]), the stock web client's behaviour in Node (`stock_peer`), and waiting on event
+//! streams with deadlines.
+
+pub mod daemon;
+pub mod events;
