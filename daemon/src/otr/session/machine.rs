@@ -3,7 +3,7 @@
 //! `messages.rs`.
 
 use super::replay::Bounded;
-use super::scheme::{self, Cipher, OwnOffer, PeerOffer};
+use super::scheme::{self, Answered, Cipher, NativeAnswer, OwnOffer, PeerOffer};
 use super::{system, Input, Output, RoomContext, SessionError, SessionPolicy, SignalKind};
 use crate::engine::{
     EventKind, Mode, SchemePreference, SessionInfo, SessionState, TransportKind, Trust,
@@ -83,6 +83,8 @@ pub struct Session {
     pub(super) own_ciphertexts: Bounded<String, ()>,
     /// Peer public keys (normalised JWK) and when first seen: duplicates vs. replays.
     pub(super) peer_keys: Bounded<String, i64>,
+    /// Our native answer, waiting for the initiator's confirm frame (not yet established).
+    pub(super) native_answer: Option<NativeAnswer>,
 }
 
 impl Session {
@@ -109,6 +111,7 @@ impl Session {
             seen_ack_tokens: Bounded::new(MEMORY),
             own_ciphertexts: Bounded::new(MEMORY),
             peer_keys: Bounded::new(MEMORY),
+            native_answer: None,
         }
     }
 
@@ -127,7 +130,9 @@ impl Session {
             Input::Refresh => self.refresh(now_ms, rng, &mut out)?,
             Input::End { notify_peer } => self.end(notify_peer, now_ms, &mut out)?,
             Input::Send { text } => self.send(text, now_ms, rng, &mut out)?,
-            Input::Signal { kind, payload } => self.on_signal(kind, &payload, now_ms, rng, &mut out),
+            Input::Signal { kind, payload } => {
+                self.on_signal(kind, &payload, now_ms, rng, &mut out)
+            }
             Input::RoomMessage { message } => self.on_room_message(&message, now_ms, rng, &mut out),
             Input::SendResult { id, ok, detail } => self.on_send_result(&id, ok, &detail, &mut out),
             Input::Reconnected => self.on_reconnected(now_ms, &mut out),
@@ -149,6 +154,12 @@ impl Session {
     /// Scheme of the live (or last) session.
     pub fn mode(&self) -> Option<Mode> {
         self.mode
+    }
+
+    /// For an established native session: the peer's identity fingerprint (to check against the
+    /// trust store) and the short authentication string.
+    pub fn native_peer(&self) -> Option<(crate::otr::native::Fingerprint, String)> {
+        self.cipher.as_ref().and_then(Cipher::native_peer)
     }
 
     /// The room this session belongs to.
@@ -174,16 +185,19 @@ impl Session {
     }
 
     fn transport(&self) -> Option<TransportKind> {
+        // Both schemes' frames go out as the machine's `SendMessage`/`Signal` outputs, i.e. the
+        // OTR relay; other transports are the engine's business.
         match self.mode {
-            Some(Mode::Legacy) => Some(TransportKind::OtrRelay),
-            _ => None,
+            Some(Mode::Legacy | Mode::Native) => Some(TransportKind::OtrRelay),
+            None => None,
         }
     }
 
     fn trust(&self) -> Trust {
-        // Legacy keys are unauthenticated: never more than unverified.
+        // Legacy keys are unauthenticated: never more than unverified. Native identities are
+        // judged by the engine against the trust store (see `native_peer`).
         match (self.state, self.mode) {
-            (SessionState::Established, Some(Mode::Legacy)) => Trust::Unverified,
+            (SessionState::Established, Some(_)) => Trust::Unverified,
             _ => Trust::Unknown,
         }
     }
@@ -203,12 +217,17 @@ impl Session {
         ) {
             return Err(self.already_active());
         }
-        let offer = scheme::offer(pref, rng)?;
+        let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
         self.drop_keys();
         self.initiator = true;
         self.mode = None;
         self.send_handshake(offer, false, now, out);
-        self.set_state(SessionState::Establishing, format!("waiting for {} to accept", self.ctx.peer_username), now, out);
+        self.set_state(
+            SessionState::Establishing,
+            format!("waiting for {} to accept", self.ctx.peer_username),
+            now,
+            out,
+        );
         Ok(())
     }
 
@@ -227,7 +246,9 @@ impl Session {
     }
 
     fn decline(&mut self, now: i64, out: &mut Vec<Output>) -> Result<(), SessionError> {
-        if self.invitation.is_none() || !matches!(self.state, SessionState::Requested | SessionState::Timeout) {
+        if self.invitation.is_none()
+            || !matches!(self.state, SessionState::Requested | SessionState::Timeout)
+        {
             return Err(SessionError::NoInvitation(self.ctx.peer_username.clone()));
         }
         out.push(self.signal(SignalKind::Deny, None));
@@ -251,18 +272,30 @@ impl Session {
             Some(Mode::Native) => SchemePreference::Native,
             _ => SchemePreference::Legacy,
         };
-        let offer = scheme::offer(pref, rng)?;
+        let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
         // The old key stays readable for what is already in flight.
         self.previous = self.cipher.take();
         self.initiator = true;
         self.first_otr = false;
         self.send_handshake(offer, true, now, out);
-        out.push(Output::SystemMessage { kind: system::USER_REQUESTED_OTR_KEY_REFRESH });
-        self.set_state(SessionState::Establishing, "refreshing keys".into(), now, out);
+        out.push(Output::SystemMessage {
+            kind: system::USER_REQUESTED_OTR_KEY_REFRESH,
+        });
+        self.set_state(
+            SessionState::Establishing,
+            "refreshing keys".into(),
+            now,
+            out,
+        );
         Ok(())
     }
 
-    fn end(&mut self, notify_peer: bool, now: i64, out: &mut Vec<Output>) -> Result<(), SessionError> {
+    fn end(
+        &mut self,
+        notify_peer: bool,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
         match self.state {
             SessionState::NotStarted | SessionState::Ended => {
                 return Err(SessionError::NotActive(self.ctx.peer_username.clone()))
@@ -294,30 +327,53 @@ impl Session {
         rng: &mut (impl RngCore + CryptoRng),
         out: &mut Vec<Output>,
     ) -> Result<(), SessionError> {
-        let (cipher, public_jwk, ext) = scheme::answer(offer, rng)?;
+        let answered = scheme::answer(offer, self.policy.native.as_ref(), &self.ctx, now, rng)?;
         self.invitation = None;
         self.own = None;
         self.timed_out_ms = None;
         self.initiator = false;
+        self.native_answer = None;
+        let (cipher, payload) = match answered {
+            Answered::Legacy { cipher, payload } => (cipher, payload),
+            Answered::Native { pending, payload } => {
+                // Not established until the initiator proves it holds the same keys.
+                self.mode = None;
+                self.native_answer = Some(pending);
+                out.push(Output::DeleteOldMessages);
+                out.push(Output::Signal {
+                    kind: SignalKind::Acknowledge,
+                    payload,
+                });
+                let detail = format!("waiting for {} to confirm the keys", self.ctx.peer_username);
+                self.set_state(SessionState::Establishing, detail, now, out);
+                return Ok(());
+            }
+        };
         self.mode = Some(cipher.mode());
         self.cipher = Some(cipher);
         self.epoch += 1;
         out.push(Output::DeleteOldMessages);
-        let mut ack = self.signal(SignalKind::Acknowledge, Some(&public_jwk));
-        if let (Output::Signal { payload: Value::Object(map), .. }, Some(ext)) = (&mut ack, ext) {
-            map.insert("otrd".into(), ext);
-        }
-        out.push(ack);
-        let detail = if offer.refresh { "keys refreshed" } else { "accepted" };
+        out.push(Output::Signal {
+            kind: SignalKind::Acknowledge,
+            payload,
+        });
+        let detail = if offer.refresh {
+            "keys refreshed"
+        } else {
+            "accepted"
+        };
         self.set_state(SessionState::Established, detail.into(), now, out);
         if offer.refresh {
-            out.push(Output::SystemMessage { kind: system::USER_KEY_REFRESHED_SUCCESSFULLY });
+            out.push(Output::SystemMessage {
+                kind: system::USER_KEY_REFRESHED_SUCCESSFULLY,
+            });
         }
         Ok(())
     }
 
     fn send_handshake(&mut self, offer: OwnOffer, refresh: bool, now: i64, out: &mut Vec<Output>) {
-        let mut payload = match self.signal(SignalKind::Handshake, Some(offer.legacy.public_jwk())) {
+        let mut payload = match self.signal(SignalKind::Handshake, Some(offer.legacy.public_jwk()))
+        {
             Output::Signal { payload, .. } => payload,
             _ => Value::Null,
         };
@@ -331,8 +387,16 @@ impl Session {
             }
         }
         out.push(Output::DeleteOldMessages);
-        out.push(Output::Signal { kind: SignalKind::Handshake, payload: payload.clone() });
-        self.own = Some(OwnHandshake { offer, payload, sent_ms: now, refresh });
+        out.push(Output::Signal {
+            kind: SignalKind::Handshake,
+            payload: payload.clone(),
+        });
+        self.own = Some(OwnHandshake {
+            offer,
+            payload,
+            sent_ms: now,
+            refresh,
+        });
         self.timed_out_ms = None;
     }
 
@@ -345,7 +409,13 @@ impl Session {
         Output::Signal { kind, payload }
     }
 
-    pub(super) fn set_state(&mut self, state: SessionState, detail: String, now: i64, out: &mut Vec<Output>) {
+    pub(super) fn set_state(
+        &mut self,
+        state: SessionState,
+        detail: String,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
         self.state = state;
         self.since_ms = now;
         self.detail = detail;
@@ -365,7 +435,13 @@ impl Session {
 
     /// Leaves the session in a terminal `state`: keys wiped, pending messages reported failed,
     /// old OTR messages deleted (as the stock `reset()` does).
-    pub(super) fn teardown(&mut self, state: SessionState, detail: String, now: i64, out: &mut Vec<Output>) {
+    pub(super) fn teardown(
+        &mut self,
+        state: SessionState,
+        detail: String,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
         self.drop_keys();
         self.fail_pending(&format!("the session {}", detail_for_failure(state)), out);
         out.push(Output::DeleteOldMessages);
@@ -379,6 +455,18 @@ impl Session {
         self.cipher = None;
         self.previous = None;
         self.timed_out_ms = None;
+        self.native_answer = None;
+    }
+
+    /// A security alarm for front-ends (`key_confirmation_failed`, `downgrade`, ...).
+    pub(super) fn alarm(&self, code: &str, message: String) -> Output {
+        tracing::warn!(room = %self.ctx.room_id, code, "OTR security alarm");
+        Output::Event(EventKind::Alarm {
+            peer: self.ctx.peer_username.clone(),
+            room_id: self.ctx.room_id.clone(),
+            code: code.to_owned(),
+            message,
+        })
     }
 
     pub(super) fn error_event(&self, code: &str, message: String, id: &str) -> Output {

@@ -305,6 +305,12 @@ impl Session {
                 let detail = format!("no answer from {} within {} s", self.ctx.peer_username, timeout / 1000);
                 self.set_state(SessionState::Timeout, detail, now, out);
             }
+            SessionState::Establishing if self.native_answer.as_ref().is_some_and(|p| now - p.sent_ms >= timeout) => {
+                // The initiator never confirmed our native answer: no session.
+                self.native_answer = None;
+                let detail = format!("{} did not confirm the keys within {} s", self.ctx.peer_username, timeout / 1000);
+                self.set_state(SessionState::Timeout, detail, now, out);
+            }
             SessionState::Requested if self.invitation.as_ref().is_some_and(|i| now >= i.expires_ms) => {
                 // The peer's client has given up; a late accept still answers and completes.
                 self.set_state(SessionState::Timeout, "invitation expired".into(), now, out);

@@ -6,10 +6,11 @@
 //! relay duplicate (silent), a later repeat is a replay (reported).
 
 use super::machine::{Invitation, Session};
-use super::scheme::{self, PeerOffer};
+use super::scheme::{self, CompleteError, Completed, PeerOffer};
 use super::{Output, SignalKind};
 use crate::engine::{EventKind, SessionState};
 use crate::otr::legacy::PeerPublicKey;
+use crate::otr::native;
 use rand::{CryptoRng, RngCore};
 use serde_json::{Map, Value};
 
@@ -23,13 +24,21 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         let Some(obj) = payload.as_object() else {
-            out.push(self.error_event("malformed_event", format!("{} payload is not an object", kind.as_str()), ""));
+            out.push(self.error_event(
+                "malformed_event",
+                format!("{} payload is not an object", kind.as_str()),
+                "",
+            ));
             return;
         };
         let room = obj.get("roomId").and_then(Value::as_str);
         let user = obj.get("userId").and_then(Value::as_str);
         let (Some(room), Some(user)) = (room, user) else {
-            out.push(self.error_event("malformed_event", format!("{} without roomId/userId", kind.as_str()), ""));
+            out.push(self.error_event(
+                "malformed_event",
+                format!("{} without roomId/userId", kind.as_str()),
+                "",
+            ));
             return;
         };
         if user == self.ctx.my_uid {
@@ -39,14 +48,18 @@ impl Session {
             tracing::warn!(room = %self.ctx.room_id, kind = kind.as_str(), "forged OTR signalling event");
             out.push(self.error_event(
                 "forged_event",
-                format!("ignored a {} that does not come from {} in this room", kind.as_str(), self.ctx.peer_username),
+                format!(
+                    "ignored a {} that does not come from {} in this room",
+                    kind.as_str(),
+                    self.ctx.peer_username
+                ),
                 "",
             ));
             return;
         }
         match kind {
             SignalKind::Handshake => self.on_handshake(obj, now, rng, out),
-            SignalKind::Acknowledge => self.on_acknowledge(obj, now, out),
+            SignalKind::Acknowledge => self.on_acknowledge(obj, now, rng, out),
             SignalKind::Deny => self.on_deny(now, out),
             SignalKind::End => self.on_peer_end(now, out),
         }
@@ -81,7 +94,11 @@ impl Session {
             if now - first > self.policy.dedupe_window_ms {
                 out.push(self.error_event(
                     "replayed_event",
-                    format!("ignored a replayed {} from {}", kind.as_str(), self.ctx.peer_username),
+                    format!(
+                        "ignored a replayed {} from {}",
+                        kind.as_str(),
+                        self.ctx.peer_username
+                    ),
                     "",
                 ));
             }
@@ -104,7 +121,7 @@ impl Session {
         let offer = PeerOffer {
             key,
             refresh: obj.get("refresh") == Some(&Value::Bool(true)),
-            ext: obj.get("otrd").cloned(),
+            payload: Value::Object(obj.clone()),
         };
         match self.state {
             SessionState::Established if offer.refresh => {
@@ -122,13 +139,28 @@ impl Session {
             SessionState::Established => {
                 // The peer started over (e.g. reloaded): its old keys are gone, so are ours.
                 self.drop_keys();
-                self.fail_pending("the peer restarted the session before delivery was confirmed", out);
-                self.invite(offer, format!("{} restarted OTR", self.ctx.peer_username), now, rng, out);
+                self.fail_pending(
+                    "the peer restarted the session before delivery was confirmed",
+                    out,
+                );
+                self.invite(
+                    offer,
+                    format!("{} restarted OTR", self.ctx.peer_username),
+                    now,
+                    rng,
+                    out,
+                );
             }
             SessionState::Establishing => {
                 // Glare: both started. Abandon ours and answer theirs.
                 self.own = None;
-                self.invite(offer, format!("both started; answering {}", self.ctx.peer_username), now, rng, out);
+                self.invite(
+                    offer,
+                    format!("both started; answering {}", self.ctx.peer_username),
+                    now,
+                    rng,
+                    out,
+                );
             }
             _ => {
                 let detail = format!("{} wants to start OTR", self.ctx.peer_username);
@@ -151,7 +183,10 @@ impl Session {
         self.own = None;
         self.initiator = false;
         self.timed_out_ms = None;
-        self.invitation = Some(Invitation { offer: offer.clone(), expires_ms });
+        self.invitation = Some(Invitation {
+            offer: offer.clone(),
+            expires_ms,
+        });
         self.set_state(SessionState::Requested, detail, now, out);
         out.push(Output::Event(EventKind::Invitation {
             peer: self.ctx.peer_username.clone(),
@@ -166,11 +201,23 @@ impl Session {
         }
     }
 
-    fn on_acknowledge(&mut self, obj: &Map<String, Value>, now: i64, out: &mut Vec<Output>) {
+    fn on_acknowledge(
+        &mut self,
+        obj: &Map<String, Value>,
+        now: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+        out: &mut Vec<Output>,
+    ) {
+        let payload = Value::Object(obj.clone());
+        if scheme::is_confirm_frame(&payload) {
+            self.on_native_confirm(&payload, now, out);
+            return;
+        }
         let Some((key, norm)) = self.fresh_peer_key(SignalKind::Acknowledge, obj, now, out) else {
             return;
         };
-        let in_grace = |t: Option<i64>| t.is_some_and(|t| now - t <= self.policy.late_answer_grace_ms);
+        let in_grace =
+            |t: Option<i64>| t.is_some_and(|t| now - t <= self.policy.late_answer_grace_ms);
         let waiting = self.initiator
             && self.own.is_some()
             && (self.state == SessionState::Establishing
@@ -180,33 +227,167 @@ impl Session {
             tracing::warn!(room = %self.ctx.room_id, "unsolicited OTR acknowledge ignored");
             out.push(self.error_event(
                 "unsolicited_acknowledge",
-                format!("ignored an acknowledge from {} that answers nothing we sent", self.ctx.peer_username),
+                format!(
+                    "ignored an acknowledge from {} that answers nothing we sent",
+                    self.ctx.peer_username
+                ),
                 "",
             ));
             return;
         }
+        if self
+            .own
+            .as_ref()
+            .is_some_and(|o| scheme::answer_is_for_other_instance(&o.offer, &payload))
+        {
+            // Our other daemon's handshake was answered: not ours, and not an error.
+            return;
+        }
         self.peer_keys.insert(norm, now);
         let Some(own) = self.own.take() else { return };
-        match scheme::complete(&own.offer, &key, obj.get("otrd")) {
+        let refresh = own.refresh;
+        let outcome = scheme::complete(own.offer, &own.payload, &payload, &key, &self.ctx, rng);
+        let cipher = match outcome {
+            Ok(Completed::Native { cipher, confirm }) => {
+                let mut frame = match self.signal(SignalKind::Acknowledge, None) {
+                    Output::Signal { payload, .. } => payload,
+                    _ => Value::Null,
+                };
+                if let Value::Object(map) = &mut frame {
+                    map.insert("otrd".into(), confirm);
+                }
+                out.push(Output::Signal {
+                    kind: SignalKind::Acknowledge,
+                    payload: frame,
+                });
+                Ok(cipher)
+            }
+            Ok(Completed::Legacy {
+                cipher,
+                offered_native,
+            }) => {
+                if offered_native && self.policy.peer_known_native {
+                    let refuse = self.policy.refuse_downgrade;
+                    let message = format!(
+                        "{} has used the native scheme before but answered only legacy: possible downgrade; {}",
+                        self.ctx.peer_username,
+                        if refuse { "session refused (start --legacy to accept it)" } else { "accepted per policy" },
+                    );
+                    out.push(self.alarm("downgrade", message));
+                    if refuse {
+                        drop(cipher);
+                        out.push(self.signal(SignalKind::End, None));
+                        self.teardown(
+                            SessionState::Error,
+                            "refused a possible downgrade to legacy".into(),
+                            now,
+                            out,
+                        );
+                        return;
+                    }
+                }
+                Ok(cipher)
+            }
+            Err(CompleteError::NativeRequired) => {
+                out.push(self.signal(SignalKind::End, None));
+                let detail = format!(
+                    "{} does not speak the native scheme",
+                    self.ctx.peer_username
+                );
+                out.push(self.error_event("native_unavailable", detail.clone(), ""));
+                self.teardown(SessionState::Error, detail, now, out);
+                return;
+            }
+            Err(CompleteError::Native(e)) => {
+                out.push(self.alarm(
+                    "key_confirmation_failed",
+                    format!(
+                        "native handshake with {} failed ({e}): keys may have been tampered with",
+                        self.ctx.peer_username
+                    ),
+                ));
+                self.teardown(
+                    SessionState::Error,
+                    format!("key confirmation failed: {e}"),
+                    now,
+                    out,
+                );
+                return;
+            }
+            Err(CompleteError::Legacy(e)) => Err(e),
+        };
+        let own_refresh = refresh;
+        match cipher {
             Ok(cipher) => {
                 self.mode = Some(cipher.mode());
                 self.cipher = Some(cipher);
                 self.epoch += 1;
                 self.timed_out_ms = None;
-                let detail = if own.refresh {
+                let detail = if own_refresh {
                     "keys refreshed".to_owned()
                 } else {
                     format!("{} accepted", self.ctx.peer_username)
                 };
                 self.set_state(SessionState::Established, detail, now, out);
-                if self.first_otr && !own.refresh {
-                    out.push(Output::SystemMessage { kind: super::system::USER_JOINED_OTR });
+                if self.first_otr && !own_refresh {
+                    out.push(Output::SystemMessage {
+                        kind: super::system::USER_JOINED_OTR,
+                    });
                 }
                 self.first_otr = false;
             }
             Err(e) => {
                 out.push(self.error_event("key_agreement_failed", e.to_string(), ""));
-                self.teardown(SessionState::Error, format!("key agreement failed: {e}"), now, out);
+                self.teardown(
+                    SessionState::Error,
+                    format!("key agreement failed: {e}"),
+                    now,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// The initiator's confirm frame for our native answer.
+    fn on_native_confirm(&mut self, frame: &Value, now: i64, out: &mut Vec<Output>) {
+        let Some(pending) = self.native_answer.take() else {
+            // A duplicate after we finished, or nothing we answered: nothing to do.
+            return;
+        };
+        let ours = native::parse_confirm(frame).and_then(|c| c.receiver_tag());
+        if self.policy.native.as_ref().map(|s| s.tag) != ours {
+            // Addressed to another instance of this account.
+            self.native_answer = Some(pending);
+            return;
+        }
+        let refresh = pending.refresh;
+        match scheme::confirm(pending, frame, &self.ctx) {
+            Ok(cipher) => {
+                self.mode = Some(cipher.mode());
+                self.cipher = Some(cipher);
+                self.epoch += 1;
+                self.timed_out_ms = None;
+                let detail = if refresh {
+                    "keys refreshed"
+                } else {
+                    "accepted"
+                };
+                self.set_state(SessionState::Established, detail.into(), now, out);
+            }
+            Err(e) => {
+                out.push(self.alarm(
+                    "key_confirmation_failed",
+                    format!(
+                        "native handshake with {} failed ({e}): keys may have been tampered with",
+                        self.ctx.peer_username
+                    ),
+                ));
+                self.teardown(
+                    SessionState::Error,
+                    format!("key confirmation failed: {e}"),
+                    now,
+                    out,
+                );
             }
         }
     }
@@ -227,7 +408,10 @@ impl Session {
     }
 
     pub(super) fn on_peer_offline(&mut self, now: i64, out: &mut Vec<Output>) {
-        let live = matches!(self.state, SessionState::Established | SessionState::Establishing);
+        let live = matches!(
+            self.state,
+            SessionState::Established | SessionState::Establishing
+        );
         if !live && self.state != SessionState::Requested {
             return;
         }
