@@ -58,7 +58,9 @@ mod tests {
     fn ack_tokens_span_20_to_40_characters() {
         let mut rng = StdRng::seed_from_u64(9);
         let lens: Vec<usize> = (0..2000).map(|_| ack_token(&mut rng).len()).collect();
-        assert!(lens.iter().all(|l| (ACK_TOKEN_MIN..=ACK_TOKEN_MAX).contains(l)));
+        assert!(lens
+            .iter()
+            .all(|l| (ACK_TOKEN_MIN..=ACK_TOKEN_MAX).contains(l)));
         assert!(lens.contains(&ACK_TOKEN_MIN) && lens.contains(&ACK_TOKEN_MAX));
         assert!(is_meteor_id(&ack_token(&mut rng)));
     }

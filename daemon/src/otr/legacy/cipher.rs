@@ -38,7 +38,11 @@ pub fn encrypt(
 }
 
 /// Encrypts with an explicit IV (test vectors, benchmarks). Never reuse an IV under one key.
-pub fn encrypt_with_iv(key: &SharedKey, iv: &[u8; IV_LEN], plaintext: &[u8]) -> Result<String, LegacyError> {
+pub fn encrypt_with_iv(
+    key: &SharedKey,
+    iv: &[u8; IV_LEN],
+    plaintext: &[u8],
+) -> Result<String, LegacyError> {
     let cipher = Aes128Gcm::new_from_slice(key.expose()).map_err(|_| LegacyError::Encrypt)?;
     // Sized up front so the plaintext copy is never reallocated (which would leave a stray copy).
     let mut buf = Zeroizing::new(Vec::with_capacity(IV_LEN + plaintext.len() + TAG_LEN));
@@ -48,7 +52,10 @@ pub fn encrypt_with_iv(key: &SharedKey, iv: &[u8; IV_LEN], plaintext: &[u8]) -> 
         .encrypt_in_place_detached(&Nonce::from(*iv), b"", &mut buf[IV_LEN..])
         .map_err(|_| LegacyError::Encrypt)?;
     buf.extend_from_slice(&tag);
-    Ok(format!(r#"{{"$binary":"{}"}}"#, STANDARD.encode(buf.as_slice())))
+    Ok(format!(
+        r#"{{"$binary":"{}"}}"#,
+        STANDARD.encode(buf.as_slice())
+    ))
 }
 
 /// Decodes an envelope string to its raw bytes (`IV || ct || tag`), checking its shape.
@@ -59,7 +66,9 @@ pub fn decode_envelope(envelope: &str) -> Result<Vec<u8>, LegacyError> {
         .as_object()
         .ok_or(LegacyError::Envelope("not a JSON object"))?;
     if obj.len() != 1 {
-        return Err(LegacyError::Envelope("must have exactly one member, $binary"));
+        return Err(LegacyError::Envelope(
+            "must have exactly one member, $binary",
+        ));
     }
     let b64 = obj
         .get("$binary")
@@ -78,7 +87,9 @@ pub fn decode_envelope(envelope: &str) -> Result<Vec<u8>, LegacyError> {
 pub fn decrypt(key: &SharedKey, envelope: &str) -> Result<SecretBytes, LegacyError> {
     let raw = decode_envelope(envelope)?;
     let (iv, body) = raw.split_at(IV_LEN);
-    let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| LegacyError::Envelope("shorter than IV and tag"))?;
+    let iv: [u8; IV_LEN] = iv
+        .try_into()
+        .map_err(|_| LegacyError::Envelope("shorter than IV and tag"))?;
     let cipher = Aes128Gcm::new_from_slice(key.expose()).map_err(|_| LegacyError::Decrypt)?;
     let mut buf = Zeroizing::new(body.to_vec());
     cipher

@@ -82,7 +82,8 @@ impl<'de> Deserialize<'de> for SecretText {
 /// Serializes into a buffer sized for the worst-case escaping, so it is never reallocated.
 fn to_secret_json(value: &impl Serialize, text_len: usize) -> Result<SecretBytes, LegacyError> {
     let mut buf = Zeroizing::new(Vec::with_capacity(text_len * 6 + 256));
-    serde_json::to_writer(&mut *buf, value).map_err(|_| LegacyError::Plaintext("cannot serialize"))?;
+    serde_json::to_writer(&mut *buf, value)
+        .map_err(|_| LegacyError::Plaintext("cannot serialize"))?;
     Ok(SecretBytes::new(std::mem::take(&mut *buf)))
 }
 
@@ -96,7 +97,10 @@ impl InnerMessage {
             ack: &self.ack,
             ts: DateOut { date: self.ts_ms },
         };
-        to_secret_json(&wire, self.text.len() + self.id.len() + self.user_id.len() + self.ack.len())
+        to_secret_json(
+            &wire,
+            self.text.len() + self.id.len() + self.user_id.len() + self.ack.len(),
+        )
     }
 
     /// Parses a decrypted plaintext.
@@ -107,7 +111,13 @@ impl InnerMessage {
             .ts
             .date
             .as_i64()
-            .or_else(|| wire.ts.date.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .or_else(|| {
+                wire.ts
+                    .date
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f as i64)
+            })
             .ok_or(LegacyError::Plaintext("ts is not a date"))?;
         Ok(Self {
             id: wire.id,
@@ -136,6 +146,7 @@ impl AckPayload {
 
     /// Parses a decrypted ack plaintext.
     pub fn parse(plaintext: &SecretBytes) -> Result<Self, LegacyError> {
-        serde_json::from_slice(plaintext.expose()).map_err(|_| LegacyError::Plaintext("not an ack object"))
+        serde_json::from_slice(plaintext.expose())
+            .map_err(|_| LegacyError::Plaintext("not an ack object"))
     }
 }

@@ -32,10 +32,13 @@ impl EphemeralKeyPair {
 
     /// Rebuilds a key pair from a known private scalar (test vectors, benchmarks).
     pub fn from_private_bytes(private: LockedKey<32>) -> Result<Self, LegacyError> {
-        let secret =
-            SecretKey::from_bytes(private.expose().into()).map_err(|_| LegacyError::InvalidPrivateKey)?;
+        let secret = SecretKey::from_bytes(private.expose().into())
+            .map_err(|_| LegacyError::InvalidPrivateKey)?;
         let public_jwk = public_jwk(&secret.public_key());
-        Ok(Self { private, public_jwk })
+        Ok(Self {
+            private,
+            public_jwk,
+        })
     }
 
     fn from_secret(secret: &SecretKey) -> Self {
@@ -120,7 +123,8 @@ impl PeerPublicKey {
         }
         let x = coordinate(obj.get("x"))?;
         let y = coordinate(obj.get("y"))?;
-        let point = EncodedPoint::<NistP256>::from_affine_coordinates((&x).into(), (&y).into(), false);
+        let point =
+            EncodedPoint::<NistP256>::from_affine_coordinates((&x).into(), (&y).into(), false);
         let key = Option::<PublicKey>::from(PublicKey::from_encoded_point(&point))
             .ok_or(LegacyError::InvalidPublicKey("point is not on the curve"))?;
         Ok(Self { key })
@@ -134,7 +138,9 @@ impl PeerPublicKey {
 
 impl fmt::Debug for PeerPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PeerPublicKey").field(&self.to_jwk()).finish()
+        f.debug_tuple("PeerPublicKey")
+            .field(&self.to_jwk())
+            .finish()
     }
 }
 

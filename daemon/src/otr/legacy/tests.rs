@@ -25,14 +25,23 @@ fn iv(s: &str) -> [u8; 12] {
     hex(s).try_into().expect("12-byte iv")
 }
 
+/// `<repo>/../shared/vectors/…`; a git worktree sits deeper, so the ancestors are searched too.
 fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/rocketchat-otr-v1.json");
-    let text = std::fs::read_to_string(path).expect("vectors file beside the repo");
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest
+        .ancestors()
+        .skip(2)
+        .map(|dir| dir.join("shared/vectors/rocketchat-otr-v1.json"))
+        .find(|p| p.is_file())
+        .expect("shared/vectors/rocketchat-otr-v1.json beside the repo root");
+    let text = std::fs::read_to_string(path).expect("vectors file readable");
     serde_json::from_str(&text).expect("vectors JSON")
 }
 
 fn pair_from_jwk(jwk: &Value) -> EphemeralKeyPair {
-    let d = URL_SAFE_NO_PAD.decode(jwk["d"].as_str().expect("d")).expect("b64url d");
+    let d = URL_SAFE_NO_PAD
+        .decode(jwk["d"].as_str().expect("d"))
+        .expect("b64url d");
     EphemeralKeyPair::from_private_bytes(locked32(&d)).expect("valid scalar")
 }
 
@@ -48,17 +57,30 @@ fn every_vector_case_derives_decrypts_and_encrypts_exactly() {
     for (i, case) in cases.iter().enumerate() {
         let alice = pair_from_jwk(&case["alice_private_jwk"]);
         let bob = pair_from_jwk(&case["bob_private_jwk"]);
-        let alice_pub = PeerPublicKey::from_jwk(s(case, "alice_public_key_field")).expect("alice jwk");
+        let alice_pub =
+            PeerPublicKey::from_jwk(s(case, "alice_public_key_field")).expect("alice jwk");
         let bob_pub = PeerPublicKey::from_jwk(s(case, "bob_public_key_field")).expect("bob jwk");
         // Our export of the imported private keys is the same point, in browser order.
         assert_eq!(alice.public_jwk(), alice_pub.to_jwk(), "case {i}");
         assert_eq!(bob.public_jwk(), bob_pub.to_jwk(), "case {i}");
 
         let z = hex(s(case, "ecdh_shared_x_hex"));
-        assert_eq!(alice.shared_x(&bob_pub).expect("ecdh").as_slice(), &z[..], "case {i}");
-        assert_eq!(bob.shared_x(&alice_pub).expect("ecdh").as_slice(), &z[..], "case {i}");
+        assert_eq!(
+            alice.shared_x(&bob_pub).expect("ecdh").as_slice(),
+            &z[..],
+            "case {i}"
+        );
+        assert_eq!(
+            bob.shared_x(&alice_pub).expect("ecdh").as_slice(),
+            &z[..],
+            "case {i}"
+        );
         let key = alice.agree(&bob_pub).expect("agree");
-        assert_eq!(key.expose().as_slice(), &hex(s(case, "aes_128_gcm_key_hex"))[..], "case {i}");
+        assert_eq!(
+            key.expose().as_slice(),
+            &hex(s(case, "aes_128_gcm_key_hex"))[..],
+            "case {i}"
+        );
         let key_b = bob.agree(&alice_pub).expect("agree");
         assert_eq!(key.expose(), key_b.expose());
 
@@ -68,17 +90,28 @@ fn every_vector_case_derives_decrypts_and_encrypts_exactly() {
         ] {
             let plain = decrypt(&key_b, s(case, field)).expect("decrypts");
             assert_eq!(plain.expose(), s(case, pt).as_bytes(), "case {i} {field}");
-            let again = encrypt_with_iv(&key, &iv(s(case, ivk)), s(case, pt).as_bytes()).expect("enc");
+            let again =
+                encrypt_with_iv(&key, &iv(s(case, ivk)), s(case, pt).as_bytes()).expect("enc");
             assert_eq!(again, s(case, field), "case {i} {field}");
         }
 
         let plain = decrypt(&key, s(case, "message_msg_field")).expect("decrypts");
         let inner = InnerMessage::parse(&plain).expect("inner parses");
-        assert_eq!(inner.to_plaintext().expect("ser").expose(), plain.expose(), "case {i}");
+        assert_eq!(
+            inner.to_plaintext().expect("ser").expose(),
+            plain.expose(),
+            "case {i}"
+        );
         let ack_plain = decrypt(&key, s(case, "ack_field")).expect("ack decrypts");
         let ack = AckPayload::parse(&ack_plain).expect("ack parses");
-        assert_eq!(ack.text, inner.ack, "the ack acknowledges the message token");
-        assert_eq!(ack.to_plaintext().expect("ser").expose(), ack_plain.expose());
+        assert_eq!(
+            ack.text, inner.ack,
+            "the ack acknowledges the message token"
+        );
+        assert_eq!(
+            ack.to_plaintext().expect("ser").expose(),
+            ack_plain.expose()
+        );
     }
 }
 
@@ -107,7 +140,10 @@ fn protocol_section_1_6_vector() {
     assert_eq!(a.shared_x(&b_pub).expect("ecdh").as_slice(), &z[..]);
     assert_eq!(b.shared_x(&a_pub).expect("ecdh").as_slice(), &z[..]);
     let key = a.agree(&b_pub).expect("agree");
-    assert_eq!(key.expose().as_slice(), &hex("bf9729bfa7a95b189ef66d966d3a57cf")[..]);
+    assert_eq!(
+        key.expose().as_slice(),
+        &hex("bf9729bfa7a95b189ef66d966d3a57cf")[..]
+    );
 
     let inner = InnerMessage {
         id: "hRfXbqWcTPQ6JkYzN".into(),
@@ -120,15 +156,26 @@ fn protocol_section_1_6_vector() {
     let msg = encrypt_with_iv(&key, &iv("000102030405060708090a0b"), plain.expose()).expect("enc");
     assert_eq!(msg, MSG_FIELD);
     assert_eq!(msg.len(), 238);
-    let back = InnerMessage::parse(&decrypt(&b.agree(&a_pub).expect("agree"), MSG_FIELD).expect("dec"))
-        .expect("parse");
+    let back =
+        InnerMessage::parse(&decrypt(&b.agree(&a_pub).expect("agree"), MSG_FIELD).expect("dec"))
+            .expect("parse");
     assert_eq!(back, inner);
 
-    let ack = AckPayload { text: inner.ack.clone(), ack: "Z9yX8wW7uT6sR5qP4nM3kJ2hG".into() };
-    let field = encrypt_with_iv(&key, &iv("0b0a09080706050403020100"), ack.to_plaintext().expect("ser").expose())
-        .expect("enc");
+    let ack = AckPayload {
+        text: inner.ack.clone(),
+        ack: "Z9yX8wW7uT6sR5qP4nM3kJ2hG".into(),
+    };
+    let field = encrypt_with_iv(
+        &key,
+        &iv("0b0a09080706050403020100"),
+        ack.to_plaintext().expect("ser").expose(),
+    )
+    .expect("enc");
     assert_eq!(field, ACK_FIELD);
-    assert_eq!(AckPayload::parse(&decrypt(&key, ACK_FIELD).expect("dec")).expect("parse"), ack);
+    assert_eq!(
+        AckPayload::parse(&decrypt(&key, ACK_FIELD).expect("dec")).expect("parse"),
+        ack
+    );
 }
 
 #[test]
@@ -143,25 +190,36 @@ fn random_encryption_round_trips_with_fresh_ivs() {
     let two = encrypt(&key, b"same", &mut rng).expect("enc");
     assert_ne!(one, two, "random IVs");
     assert_eq!(decrypt(&key, &one).expect("dec").expose(), b"same");
-    assert!(a.public_jwk().starts_with(r#"{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":""#));
+    assert!(a
+        .public_jwk()
+        .starts_with(r#"{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":""#));
 }
 
 #[test]
 fn tampered_or_foreign_ciphertext_is_refused() {
     let (a, b) = protocol_pairs();
-    let key = a.agree(&PeerPublicKey::from_jwk(B_PUB).expect("B")).expect("agree");
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
     let mut raw = cipher::decode_envelope(MSG_FIELD).expect("decodes");
     raw[20] ^= 1;
-    let tampered = format!(r#"{{"$binary":"{}"}}"#, base64::engine::general_purpose::STANDARD.encode(&raw));
+    let tampered = format!(
+        r#"{{"$binary":"{}"}}"#,
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    );
     assert_eq!(decrypt(&key, &tampered), Err(LegacyError::Decrypt));
-    let other = b.agree(&PeerPublicKey::from_jwk(B_PUB).expect("B")).expect("agree");
+    let other = b
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
     assert_eq!(decrypt(&other, MSG_FIELD), Err(LegacyError::Decrypt));
 }
 
 #[test]
 fn envelope_shape_is_checked() {
     let (a, _) = protocol_pairs();
-    let key = a.agree(&PeerPublicKey::from_jwk(B_PUB).expect("B")).expect("agree");
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
     for bad in [
         "not json",
         "[1]",
@@ -171,7 +229,10 @@ fn envelope_shape_is_checked() {
         r#"{"$binary":5}"#,
         r#"{"$date":1}"#,
     ] {
-        assert!(matches!(decrypt(&key, bad), Err(LegacyError::Envelope(_))), "{bad}");
+        assert!(
+            matches!(decrypt(&key, bad), Err(LegacyError::Envelope(_))),
+            "{bad}"
+        );
     }
     // Missing padding is tolerated (stock clients pad, but decoding is defensive).
     let unpadded = ACK_FIELD.replace("==", "");
@@ -189,8 +250,14 @@ fn peer_jwk_validation() {
     let cases = [
         with(r#""kty":"EC""#, r#""kty":"OKP""#),
         with(r#""crv":"P-256""#, r#""crv":"P-384""#),
-        with(r#""kty":"EC""#, r#""kty":"EC","d":"ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo""#),
-        with("ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo", "ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB"),
+        with(
+            r#""kty":"EC""#,
+            r#""kty":"EC","d":"ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo""#,
+        ),
+        with(
+            "ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo",
+            "ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB",
+        ),
         // y of another point: (x, y') not on the curve.
         with(
             "OtKF0OsmPtW135H8sOG8L6y11nxGPmgFnGGM4ldtDJE",
@@ -202,7 +269,10 @@ fn peer_jwk_validation() {
     ];
     for bad in cases {
         assert!(
-            matches!(PeerPublicKey::from_jwk(&bad), Err(LegacyError::InvalidPublicKey(_))),
+            matches!(
+                PeerPublicKey::from_jwk(&bad),
+                Err(LegacyError::InvalidPublicKey(_))
+            ),
             "{bad}"
         );
     }
@@ -214,7 +284,9 @@ fn peer_jwk_validation() {
 #[test]
 fn debug_output_hides_keys_and_plaintext() {
     let (a, _) = protocol_pairs();
-    let key = a.agree(&PeerPublicKey::from_jwk(B_PUB).expect("B")).expect("agree");
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
     assert!(!format!("{key:?}").contains("bf97"));
     assert!(!format!("{a:?}").contains("10e4"));
     let inner = InnerMessage {

@@ -21,7 +21,9 @@
 //! - Incoming `handshake`: `Requested` and an invitation event (expires in 10 s; then `Timeout` in
 //!   our view, but a late `Accept` still answers and completes), or auto-accept per policy. With
 //!   `refresh:true` while `Established`: re-keyed at once, no prompt. While `Establishing`: glare —
-//!   ours is abandoned and we answer as responder.
+//!   ours is abandoned and we answer as responder, unless our uid sorts lower than the peer's (then
+//!   we keep ours: two daemons that both abandoned would wait on each other forever, and a stock
+//!   peer prompts for our handshake anyway).
 //! - `acknowledge` completes our handshake (only when we are the initiator waiting for it); the
 //!   first session's initiator posts `user_joined_otr`. `deny` is honoured only while
 //!   `Establishing`, `end` only while `Established`. A peer going offline ends the session.
@@ -252,7 +254,7 @@ pub enum Input {
 }
 
 /// What the engine must do, in order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Output {
     /// `stream-notify-user` `["<peerUid>/otr", kind, payload]`.
     Signal {

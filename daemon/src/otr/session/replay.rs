@@ -15,7 +15,11 @@ pub(super) struct Bounded<K, V> {
 impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     /// An empty memory of at most `cap` entries.
     pub(super) fn new(cap: usize) -> Self {
-        Self { order: VecDeque::new(), map: HashMap::new(), cap: cap.max(1) }
+        Self {
+            order: VecDeque::new(),
+            map: HashMap::new(),
+            cap: cap.max(1),
+        }
     }
 
     /// Remembers `k` (replacing its value if known).

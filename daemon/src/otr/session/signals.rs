@@ -151,6 +151,12 @@ impl Session {
                     out,
                 );
             }
+            SessionState::Establishing if self.ctx.my_uid < self.ctx.peer_uid => {
+                // Glare with a deterministic winner: the lower uid keeps its offer. A stock peer
+                // prompts for our handshake even while it is establishing, and a daemon peer (the
+                // higher uid) answers ours below, so exactly one offer survives.
+                tracing::debug!(room = %self.ctx.room_id, "glare: keeping our offer");
+            }
             SessionState::Establishing => {
                 // Glare: both started. Abandon ours and answer theirs.
                 self.own = None;
