@@ -8,9 +8,13 @@
 //!   signalling stream and the room stream go in, outputs for the engine to perform come out. It
 //!   never touches a socket or a clock; the engine feeds it `now_ms` and a CSPRNG.
 //!
+//! - [`native`] — the otrd-to-otrd scheme: 3DH with key confirmation over the handshake
+//!   transcript, Signal's Double Ratchet, SAS and instance tags.
+//!
 //! The native otrd-to-otrd scheme plugs into [`session`] at the extension points documented in
 //! `session/scheme.rs` (handshake offer/answer members named `"otrd"`, and a cipher variant).
 
 pub mod ids;
 pub mod legacy;
+pub mod native;
 pub mod session;

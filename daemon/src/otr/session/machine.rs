@@ -3,7 +3,7 @@
 //! `messages.rs`.
 
 use super::replay::Bounded;
-use super::scheme::{self, Cipher, OwnOffer, PeerOffer};
+use super::scheme::{self, Answered, Cipher, NativeAnswer, OwnOffer, PeerOffer};
 use super::{system, Input, Output, RoomContext, SessionError, SessionPolicy, SignalKind};
 use crate::engine::{
     EventKind, Mode, SchemePreference, SessionInfo, SessionState, TransportKind, Trust,
@@ -83,6 +83,8 @@ pub struct Session {
     pub(super) own_ciphertexts: Bounded<String, ()>,
     /// Peer public keys (normalised JWK) and when first seen: duplicates vs. replays.
     pub(super) peer_keys: Bounded<String, i64>,
+    /// Our native answer, waiting for the initiator's confirm frame (not yet established).
+    pub(super) native_answer: Option<NativeAnswer>,
 }
 
 impl Session {
@@ -109,6 +111,7 @@ impl Session {
             seen_ack_tokens: Bounded::new(MEMORY),
             own_ciphertexts: Bounded::new(MEMORY),
             peer_keys: Bounded::new(MEMORY),
+            native_answer: None,
         }
     }
 
@@ -153,6 +156,12 @@ impl Session {
         self.mode
     }
 
+    /// For an established native session: the peer's identity fingerprint (to check against the
+    /// trust store) and the short authentication string.
+    pub fn native_peer(&self) -> Option<(crate::otr::native::Fingerprint, String)> {
+        self.cipher.as_ref().and_then(Cipher::native_peer)
+    }
+
     /// The room this session belongs to.
     pub fn context(&self) -> &RoomContext {
         &self.ctx
@@ -176,16 +185,19 @@ impl Session {
     }
 
     fn transport(&self) -> Option<TransportKind> {
+        // Both schemes' frames go out as the machine's `SendMessage`/`Signal` outputs, i.e. the
+        // OTR relay; other transports are the engine's business.
         match self.mode {
-            Some(Mode::Legacy) => Some(TransportKind::OtrRelay),
-            _ => None,
+            Some(Mode::Legacy | Mode::Native) => Some(TransportKind::OtrRelay),
+            None => None,
         }
     }
 
     fn trust(&self) -> Trust {
-        // Legacy keys are unauthenticated: never more than unverified.
+        // Legacy keys are unauthenticated: never more than unverified. Native identities are
+        // judged by the engine against the trust store (see `native_peer`).
         match (self.state, self.mode) {
-            (SessionState::Established, Some(Mode::Legacy)) => Trust::Unverified,
+            (SessionState::Established, Some(_)) => Trust::Unverified,
             _ => Trust::Unknown,
         }
     }
@@ -205,7 +217,7 @@ impl Session {
         ) {
             return Err(self.already_active());
         }
-        let offer = scheme::offer(pref, rng)?;
+        let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
         self.drop_keys();
         self.initiator = true;
         self.mode = None;
@@ -260,7 +272,7 @@ impl Session {
             Some(Mode::Native) => SchemePreference::Native,
             _ => SchemePreference::Legacy,
         };
-        let offer = scheme::offer(pref, rng)?;
+        let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
         // The old key stays readable for what is already in flight.
         self.previous = self.cipher.take();
         self.initiator = true;
@@ -315,27 +327,36 @@ impl Session {
         rng: &mut (impl RngCore + CryptoRng),
         out: &mut Vec<Output>,
     ) -> Result<(), SessionError> {
-        let (cipher, public_jwk, ext) = scheme::answer(offer, rng)?;
+        let answered = scheme::answer(offer, self.policy.native.as_ref(), &self.ctx, now, rng)?;
         self.invitation = None;
         self.own = None;
         self.timed_out_ms = None;
         self.initiator = false;
+        self.native_answer = None;
+        let (cipher, payload) = match answered {
+            Answered::Legacy { cipher, payload } => (cipher, payload),
+            Answered::Native { pending, payload } => {
+                // Not established until the initiator proves it holds the same keys.
+                self.mode = None;
+                self.native_answer = Some(pending);
+                out.push(Output::DeleteOldMessages);
+                out.push(Output::Signal {
+                    kind: SignalKind::Acknowledge,
+                    payload,
+                });
+                let detail = format!("waiting for {} to confirm the keys", self.ctx.peer_username);
+                self.set_state(SessionState::Establishing, detail, now, out);
+                return Ok(());
+            }
+        };
         self.mode = Some(cipher.mode());
         self.cipher = Some(cipher);
         self.epoch += 1;
         out.push(Output::DeleteOldMessages);
-        let mut ack = self.signal(SignalKind::Acknowledge, Some(&public_jwk));
-        if let (
-            Output::Signal {
-                payload: Value::Object(map),
-                ..
-            },
-            Some(ext),
-        ) = (&mut ack, ext)
-        {
-            map.insert("otrd".into(), ext);
-        }
-        out.push(ack);
+        out.push(Output::Signal {
+            kind: SignalKind::Acknowledge,
+            payload,
+        });
         let detail = if offer.refresh {
             "keys refreshed"
         } else {
@@ -434,6 +455,18 @@ impl Session {
         self.cipher = None;
         self.previous = None;
         self.timed_out_ms = None;
+        self.native_answer = None;
+    }
+
+    /// A security alarm for front-ends (`key_confirmation_failed`, `downgrade`, ...).
+    pub(super) fn alarm(&self, code: &str, message: String) -> Output {
+        tracing::warn!(room = %self.ctx.room_id, code, "OTR security alarm");
+        Output::Event(EventKind::Alarm {
+            peer: self.ctx.peer_username.clone(),
+            room_id: self.ctx.room_id.clone(),
+            code: code.to_owned(),
+            message,
+        })
     }
 
     pub(super) fn error_event(&self, code: &str, message: String, id: &str) -> Output {

@@ -434,6 +434,21 @@ impl Session {
                 );
                 self.set_state(SessionState::Timeout, detail, now, out);
             }
+            SessionState::Establishing
+                if self
+                    .native_answer
+                    .as_ref()
+                    .is_some_and(|p| now - p.sent_ms >= timeout) =>
+            {
+                // The initiator never confirmed our native answer: no session.
+                self.native_answer = None;
+                let detail = format!(
+                    "{} did not confirm the keys within {} s",
+                    self.ctx.peer_username,
+                    timeout / 1000
+                );
+                self.set_state(SessionState::Timeout, detail, now, out);
+            }
             SessionState::Requested
                 if self
                     .invitation

@@ -49,6 +49,8 @@ mod scheme;
 mod signals;
 
 #[cfg(test)]
+mod native_tests;
+#[cfg(test)]
 mod tests;
 
 pub use machine::Session;
@@ -91,7 +93,31 @@ pub struct SessionPolicy {
     pub dedupe_window_ms: i64,
     /// The server's `Message_MaxAllowedSize` (applies to the ciphertext string).
     pub max_message_chars: usize,
+    /// This daemon's native identity and instance tag; `None` means legacy only.
+    pub native: Option<NativeSetup>,
+    /// The peer has spoken native before (the engine asks the trust store): a legacy answer to
+    /// our native offer is then a possible downgrade.
+    pub peer_known_native: bool,
+    /// On such a downgrade: refuse the session (default) or accept it, with an alarm either way.
+    pub refuse_downgrade: bool,
 }
+
+/// What the native scheme needs from the daemon: the identity and this run's instance tag.
+#[derive(Debug, Clone)]
+pub struct NativeSetup {
+    /// The account's long-term identity (from `crate::identity::IdentityStore`).
+    pub identity: crate::otr::native::LocalIdentity,
+    /// This daemon run's instance tag.
+    pub tag: crate::otr::native::InstanceTag,
+}
+
+impl PartialEq for NativeSetup {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity.public() == other.identity.public() && self.tag == other.tag
+    }
+}
+
+impl Eq for NativeSetup {}
 
 impl Default for SessionPolicy {
     fn default() -> Self {
@@ -105,6 +131,9 @@ impl Default for SessionPolicy {
             max_clock_skew_ms: 5 * 60_000,
             dedupe_window_ms: 10_000,
             max_message_chars: 5_000,
+            native: None,
+            peer_known_native: false,
+            refuse_downgrade: true,
         }
     }
 }

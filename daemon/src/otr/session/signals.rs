@@ -6,10 +6,11 @@
 //! relay duplicate (silent), a later repeat is a replay (reported).
 
 use super::machine::{Invitation, Session};
-use super::scheme::{self, PeerOffer};
+use super::scheme::{self, CompleteError, Completed, PeerOffer};
 use super::{Output, SignalKind};
 use crate::engine::{EventKind, SessionState};
 use crate::otr::legacy::PeerPublicKey;
+use crate::otr::native;
 use rand::{CryptoRng, RngCore};
 use serde_json::{Map, Value};
 
@@ -58,7 +59,7 @@ impl Session {
         }
         match kind {
             SignalKind::Handshake => self.on_handshake(obj, now, rng, out),
-            SignalKind::Acknowledge => self.on_acknowledge(obj, now, out),
+            SignalKind::Acknowledge => self.on_acknowledge(obj, now, rng, out),
             SignalKind::Deny => self.on_deny(now, out),
             SignalKind::End => self.on_peer_end(now, out),
         }
@@ -120,7 +121,7 @@ impl Session {
         let offer = PeerOffer {
             key,
             refresh: obj.get("refresh") == Some(&Value::Bool(true)),
-            ext: obj.get("otrd").cloned(),
+            payload: Value::Object(obj.clone()),
         };
         match self.state {
             SessionState::Established if offer.refresh => {
@@ -206,7 +207,18 @@ impl Session {
         }
     }
 
-    fn on_acknowledge(&mut self, obj: &Map<String, Value>, now: i64, out: &mut Vec<Output>) {
+    fn on_acknowledge(
+        &mut self,
+        obj: &Map<String, Value>,
+        now: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+        out: &mut Vec<Output>,
+    ) {
+        let payload = Value::Object(obj.clone());
+        if scheme::is_confirm_frame(&payload) {
+            self.on_native_confirm(&payload, now, out);
+            return;
+        }
         let Some((key, norm)) = self.fresh_peer_key(SignalKind::Acknowledge, obj, now, out) else {
             return;
         };
@@ -229,21 +241,101 @@ impl Session {
             ));
             return;
         }
+        if self
+            .own
+            .as_ref()
+            .is_some_and(|o| scheme::answer_is_for_other_instance(&o.offer, &payload))
+        {
+            // Our other daemon's handshake was answered: not ours, and not an error.
+            return;
+        }
         self.peer_keys.insert(norm, now);
         let Some(own) = self.own.take() else { return };
-        match scheme::complete(&own.offer, &key, obj.get("otrd")) {
+        let refresh = own.refresh;
+        let outcome = scheme::complete(own.offer, &own.payload, &payload, &key, &self.ctx, rng);
+        let cipher = match outcome {
+            Ok(Completed::Native { cipher, confirm }) => {
+                let mut frame = match self.signal(SignalKind::Acknowledge, None) {
+                    Output::Signal { payload, .. } => payload,
+                    _ => Value::Null,
+                };
+                if let Value::Object(map) = &mut frame {
+                    map.insert("otrd".into(), confirm);
+                }
+                out.push(Output::Signal {
+                    kind: SignalKind::Acknowledge,
+                    payload: frame,
+                });
+                Ok(cipher)
+            }
+            Ok(Completed::Legacy {
+                cipher,
+                offered_native,
+            }) => {
+                if offered_native && self.policy.peer_known_native {
+                    let refuse = self.policy.refuse_downgrade;
+                    let message = format!(
+                        "{} has used the native scheme before but answered only legacy: possible downgrade; {}",
+                        self.ctx.peer_username,
+                        if refuse { "session refused (start --legacy to accept it)" } else { "accepted per policy" },
+                    );
+                    out.push(self.alarm("downgrade", message));
+                    if refuse {
+                        drop(cipher);
+                        out.push(self.signal(SignalKind::End, None));
+                        self.teardown(
+                            SessionState::Error,
+                            "refused a possible downgrade to legacy".into(),
+                            now,
+                            out,
+                        );
+                        return;
+                    }
+                }
+                Ok(cipher)
+            }
+            Err(CompleteError::NativeRequired) => {
+                out.push(self.signal(SignalKind::End, None));
+                let detail = format!(
+                    "{} does not speak the native scheme",
+                    self.ctx.peer_username
+                );
+                out.push(self.error_event("native_unavailable", detail.clone(), ""));
+                self.teardown(SessionState::Error, detail, now, out);
+                return;
+            }
+            Err(CompleteError::Native(e)) => {
+                out.push(self.alarm(
+                    "key_confirmation_failed",
+                    format!(
+                        "native handshake with {} failed ({e}): keys may have been tampered with",
+                        self.ctx.peer_username
+                    ),
+                ));
+                self.teardown(
+                    SessionState::Error,
+                    format!("key confirmation failed: {e}"),
+                    now,
+                    out,
+                );
+                return;
+            }
+            Err(CompleteError::Legacy(e)) => Err(e),
+        };
+        let own_refresh = refresh;
+        match cipher {
             Ok(cipher) => {
                 self.mode = Some(cipher.mode());
                 self.cipher = Some(cipher);
                 self.epoch += 1;
                 self.timed_out_ms = None;
-                let detail = if own.refresh {
+                let detail = if own_refresh {
                     "keys refreshed".to_owned()
                 } else {
                     format!("{} accepted", self.ctx.peer_username)
                 };
                 self.set_state(SessionState::Established, detail, now, out);
-                if self.first_otr && !own.refresh {
+                if self.first_otr && !own_refresh {
                     out.push(Output::SystemMessage {
                         kind: super::system::USER_JOINED_OTR,
                     });
@@ -255,6 +347,50 @@ impl Session {
                 self.teardown(
                     SessionState::Error,
                     format!("key agreement failed: {e}"),
+                    now,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// The initiator's confirm frame for our native answer.
+    fn on_native_confirm(&mut self, frame: &Value, now: i64, out: &mut Vec<Output>) {
+        let Some(pending) = self.native_answer.take() else {
+            // A duplicate after we finished, or nothing we answered: nothing to do.
+            return;
+        };
+        let ours = native::parse_confirm(frame).and_then(|c| c.receiver_tag());
+        if self.policy.native.as_ref().map(|s| s.tag) != ours {
+            // Addressed to another instance of this account.
+            self.native_answer = Some(pending);
+            return;
+        }
+        let refresh = pending.refresh;
+        match scheme::confirm(pending, frame, &self.ctx) {
+            Ok(cipher) => {
+                self.mode = Some(cipher.mode());
+                self.cipher = Some(cipher);
+                self.epoch += 1;
+                self.timed_out_ms = None;
+                let detail = if refresh {
+                    "keys refreshed"
+                } else {
+                    "accepted"
+                };
+                self.set_state(SessionState::Established, detail.into(), now, out);
+            }
+            Err(e) => {
+                out.push(self.alarm(
+                    "key_confirmation_failed",
+                    format!(
+                        "native handshake with {} failed ({e}): keys may have been tampered with",
+                        self.ctx.peer_username
+                    ),
+                ));
+                self.teardown(
+                    SessionState::Error,
+                    format!("key confirmation failed: {e}"),
                     now,
                     out,
                 );

@@ -288,7 +288,7 @@ fn replayed_ids_and_ack_tokens_are_rejected() {
     let plain = crate::otr::legacy::decrypt(
         match r.a.cipher.as_ref() {
             Some(super::super::scheme::Cipher::Legacy(k)) => k,
-            None => panic!("established"),
+            _ => panic!("established with a legacy cipher"),
         },
         &msg,
     )
