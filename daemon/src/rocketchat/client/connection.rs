@@ -470,7 +470,7 @@ impl Task {
                     let outcome = match error {
                         Some(error) => Err(RcError::Method {
                             method: p.method,
-                            error,
+                            error: Box::new(error),
                         }),
                         None => Ok(result),
                     };
