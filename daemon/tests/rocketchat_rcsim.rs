@@ -76,15 +76,21 @@ async fn seven_x_with_otr_relays_and_rooms_resolve() {
     );
 
     // echo has no connection: offline (missing from users.presence).
-    let p = client.presence(&[echo_id.clone()]).await.expect("presence");
+    let p = client
+        .presence(std::slice::from_ref(&echo_id))
+        .await
+        .expect("presence");
     assert_eq!(p.get(&echo_id), Some(&Presence::Offline));
     sim.set_presence("echo", Status::Away)
         .expect("set presence");
-    let p = client.presence(&[echo_id.clone()]).await.expect("presence");
+    let p = client
+        .presence(std::slice::from_ref(&echo_id))
+        .await
+        .expect("presence");
     assert_eq!(p.get(&echo_id), Some(&Presence::Away));
 
     client
-        .follow_presence(&[echo_id.clone()])
+        .follow_presence(std::slice::from_ref(&echo_id))
         .await
         .expect("follow presence");
     sim.set_presence("echo", Status::Busy)

@@ -43,8 +43,8 @@ pub enum RcError {
     Method {
         /// The method.
         method: String,
-        /// The server's error.
-        error: DdpError,
+        /// The server's error (boxed: it is large and errors should be cheap to move).
+        error: Box<DdpError>,
     },
     /// The server refused a subscription.
     #[error("subscription `{name}` refused: {error}")]

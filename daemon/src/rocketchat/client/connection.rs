@@ -3,32 +3,26 @@
 //! heartbeat, and reconnects with backoff — until shut down or until the credentials are
 //! refused (then it stops trying: no retry storm).
 
-use super::login::{self, LoginFailure, LoginOk};
+use super::link::Link;
 use super::{
-    rest, Client, ClientConfig, ClientEvent, Command, Counters, Credentials, Inner, LinkState,
-    RestAuth, SessionInfo, SubscriptionId,
+    rest, Client, ClientConfig, ClientEvent, Command, Counters, Inner, LinkState, RestAuth,
+    SessionInfo, SubscriptionId,
 };
 use crate::engine::ConnectionState;
 use crate::rocketchat::backoff::Backoff;
-use crate::rocketchat::capabilities::ServerCapabilities;
 use crate::rocketchat::ddp::{self, ServerFrame};
 use crate::rocketchat::RcError;
 use crate::secure::SecretString;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use zeroize::Zeroize;
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Builds the handle and starts the task.
 pub(super) fn spawn(cfg: ClientConfig) -> (Client, mpsc::Receiver<ClientEvent>) {
@@ -81,7 +75,7 @@ pub(super) fn spawn(cfg: ClientConfig) -> (Client, mpsc::Receiver<ClientEvent>) 
 }
 
 /// Why a connection ended.
-enum Outcome {
+pub(super) enum Outcome {
     /// Lost or failed; retry after a backoff.
     Lost(String),
     /// Credentials refused; stop.
@@ -103,25 +97,25 @@ struct Pending {
     reply: oneshot::Sender<Result<Option<Value>, RcError>>,
 }
 
-struct Task {
-    cfg: ClientConfig,
-    base: String,
-    ws_url: String,
-    http: Option<reqwest::Client>,
-    commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<ClientEvent>,
-    state: watch::Sender<LinkState>,
-    auth: Arc<RwLock<Option<RestAuth>>>,
-    counters: Arc<Counters>,
+pub(super) struct Task {
+    pub(super) cfg: ClientConfig,
+    pub(super) base: String,
+    pub(super) ws_url: String,
+    pub(super) http: Option<reqwest::Client>,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) events: mpsc::Sender<ClientEvent>,
+    pub(super) state: watch::Sender<LinkState>,
+    pub(super) auth: Arc<RwLock<Option<RestAuth>>>,
+    pub(super) counters: Arc<Counters>,
     /// Every live subscription, re-issued on each reconnect.
     subs: BTreeMap<SubscriptionId, Sub>,
     /// Method calls waiting for their `result`, by DDP id.
     pending: HashMap<String, Pending>,
     /// Method ids are never reused, not even across connections.
-    next_id: u64,
+    pub(super) next_id: u64,
     /// The token from the last password login, tried first on reconnect.
-    resume: Option<SecretString>,
-    backoff: Backoff,
+    pub(super) resume: Option<SecretString>,
+    pub(super) backoff: Backoff,
 }
 
 impl Task {
@@ -271,125 +265,6 @@ impl Task {
         }
     }
 
-    /// DDP handshake, login, probes.
-    async fn establish(&mut self, link: &mut Link) -> Result<SessionInfo, Outcome> {
-        link.send(ddp::connect_frame()).await?;
-        let deadline = Instant::now() + self.cfg.method_timeout;
-        loop {
-            match link.next_until(deadline, "connect").await? {
-                ServerFrame::Connected { .. } => break,
-                ServerFrame::Failed => {
-                    return Err(Outcome::Lost(
-                        "the server refused DDP protocol version 1".into(),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        let ok = self.login(link).await?;
-        let auth = RestAuth {
-            user_id: ok.user_id.clone(),
-            token: ok.token,
-        };
-        self.set_auth(Some(auth.clone()));
-        let known_username = match &self.cfg.credentials {
-            Credentials::Password { username, .. } => Some(username.clone()),
-            Credentials::Token { .. } => None,
-        };
-        let probes = probe(
-            self.http.clone(),
-            self.base.clone(),
-            auth,
-            known_username,
-            self.cfg.method_timeout,
-        );
-        tokio::pin!(probes);
-        // Keep answering pings while the REST probes run.
-        let (username, server) = loop {
-            tokio::select! {
-                r = &mut probes => break r,
-                item = link.ws.next() => {
-                    if link.on_message(item).await?.is_some() {
-                        tracing::debug!("frame before subscriptions ignored");
-                    }
-                }
-            }
-        };
-        Ok(SessionInfo {
-            user_id: ok.user_id,
-            username,
-            server,
-        })
-    }
-
-    async fn login(&mut self, link: &mut Link) -> Result<LoginOk, Outcome> {
-        let (resume, password) = match &self.cfg.credentials {
-            Credentials::Token { token, .. } => (Some(token.clone()), None),
-            Credentials::Password { username, password } => (
-                self.resume.clone(),
-                Some((username.clone(), password.clone())),
-            ),
-        };
-        if let Some(token) = resume {
-            match self.login_call(link, login::resume_params(&token)).await? {
-                Ok(ok) => return Ok(ok),
-                Err(LoginFailure::Transient(d)) => return Err(Outcome::Lost(d)),
-                Err(LoginFailure::Refused(d)) if password.is_none() => {
-                    return Err(Outcome::AuthFailed(d))
-                }
-                Err(LoginFailure::Refused(_)) => {
-                    tracing::info!("resume token refused; logging in with the password");
-                    self.resume = None;
-                }
-            }
-        }
-        let Some((username, password)) = password else {
-            return Err(Outcome::AuthFailed("no credentials to log in with".into()));
-        };
-        match self
-            .login_call(link, login::password_params(&username, &password))
-            .await?
-        {
-            Ok(ok) => {
-                self.resume = Some(ok.token.clone());
-                Ok(ok)
-            }
-            Err(LoginFailure::Transient(d)) => Err(Outcome::Lost(d)),
-            Err(LoginFailure::Refused(d)) => Err(Outcome::AuthFailed(d)),
-        }
-    }
-
-    async fn login_call(
-        &mut self,
-        link: &mut Link,
-        mut params: Vec<Value>,
-    ) -> Result<Result<LoginOk, LoginFailure>, Outcome> {
-        let id = self.method_id();
-        let frame = ddp::method_frame(&id, "login", &params);
-        params.iter_mut().for_each(zeroize_value);
-        // The frame text moves into the websocket's buffers, which we cannot wipe.
-        link.send(frame).await?;
-        let deadline = Instant::now() + self.cfg.method_timeout;
-        loop {
-            if let ServerFrame::Result {
-                id: rid,
-                result,
-                error,
-            } = link.next_until(deadline, "login").await?
-            {
-                if rid != id {
-                    continue;
-                }
-                if let Some(e) = error {
-                    return Ok(Err(login::classify(&e)));
-                }
-                return login::read_login_result(result).map(Ok).ok_or_else(|| {
-                    Outcome::Lost("the login answer had no user id or token".into())
-                });
-            }
-        }
-    }
-
     async fn serve(&mut self, link: &mut Link, info: SessionInfo) -> Result<Infallible, Outcome> {
         let mut awaiting: HashSet<SubscriptionId> = HashSet::new();
         let frames: Vec<String> = self
@@ -470,7 +345,7 @@ impl Task {
                     let outcome = match error {
                         Some(error) => Err(RcError::Method {
                             method: p.method,
-                            error,
+                            error: Box::new(error),
                         }),
                         None => Ok(result),
                     };
@@ -580,7 +455,7 @@ impl Task {
         }
     }
 
-    fn method_id(&mut self) -> String {
+    pub(super) fn method_id(&mut self) -> String {
         let id = self.next_id;
         self.next_id += 1;
         id.to_string()
@@ -597,7 +472,7 @@ impl Task {
         self.state.send_modify(|s| s.session = None);
     }
 
-    fn set_auth(&self, auth: Option<RestAuth>) {
+    pub(super) fn set_auth(&self, auth: Option<RestAuth>) {
         match self.auth.write() {
             Ok(mut g) => *g = auth,
             Err(p) => *p.into_inner() = auth,
@@ -611,117 +486,5 @@ impl Task {
     async fn emit(&self, ev: ClientEvent) {
         // Back-pressure rather than loss; a dropped receiver means nobody listens any more.
         let _ = self.events.send(ev).await;
-    }
-}
-
-/// Who we are and what the server can do, after login.
-async fn probe(
-    http: Option<reqwest::Client>,
-    base: String,
-    auth: RestAuth,
-    known_username: Option<String>,
-    timeout: Duration,
-) -> (String, ServerCapabilities) {
-    let Some(http) = http else {
-        let why = "the HTTP client could not be initialised";
-        return (
-            known_username.unwrap_or_default(),
-            ServerCapabilities::unknown(why),
-        );
-    };
-    let username = match known_username {
-        Some(u) => u,
-        None => login::whoami(&http, &base, &auth, timeout)
-            .await
-            .unwrap_or_default(),
-    };
-    (
-        username,
-        login::probe_capabilities(&http, &base, &auth, timeout).await,
-    )
-}
-
-/// Wipes every string in a JSON value (login params hold the token or password digest).
-fn zeroize_value(v: &mut Value) {
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(a) => a.iter_mut().for_each(zeroize_value),
-        Value::Object(o) => o.values_mut().for_each(zeroize_value),
-        _ => {}
-    }
-}
-
-/// One open websocket, with frame-level chores: pongs, skipping junk, counting.
-struct Link {
-    ws: Ws,
-    counters: Arc<Counters>,
-    /// When anything last arrived (the heartbeat's clock).
-    last_rx: Instant,
-}
-
-impl Link {
-    async fn send(&mut self, text: String) -> Result<(), Outcome> {
-        self.ws
-            .send(Message::text(text))
-            .await
-            .map_err(|e| Outcome::Lost(format!("could not send: {e}")))
-    }
-
-    /// Reads frames until one the caller cares about arrives, or `deadline`.
-    async fn next_until(&mut self, deadline: Instant, step: &str) -> Result<ServerFrame, Outcome> {
-        loop {
-            let item = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .map_err(|_| Outcome::Lost(format!("no answer to {step} in time")))?;
-            if let Some(frame) = self.on_message(item).await? {
-                return Ok(frame);
-            }
-        }
-    }
-
-    /// One websocket read → a DDP frame for the caller, or `None` when it was handled here
-    /// (server ping) or skipped (malformed, not DDP).
-    async fn on_message(
-        &mut self,
-        item: Option<Result<Message, tungstenite::Error>>,
-    ) -> Result<Option<ServerFrame>, Outcome> {
-        let msg = match item {
-            None => return Err(Outcome::Lost("the server closed the connection".into())),
-            Some(Err(tungstenite::Error::Capacity(_))) => {
-                self.counters.oversized.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("refused a websocket message larger than max_frame_bytes");
-                return Err(Outcome::Lost(
-                    "the server sent a message larger than allowed".into(),
-                ));
-            }
-            Some(Err(e)) => return Err(Outcome::Lost(format!("connection error: {e}"))),
-            Some(Ok(m)) => m,
-        };
-        self.last_rx = Instant::now();
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Close(_) => {
-                return Err(Outcome::Lost("the server closed the connection".into()))
-            }
-            Message::Binary(_) => {
-                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("skipping a binary websocket message (DDP is text)");
-                return Ok(None);
-            }
-            _ => return Ok(None),
-        };
-        match ddp::decode_server_frame(text.as_str()) {
-            Err(e) => {
-                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, len = text.len(), "skipping a malformed DDP frame");
-                Ok(None)
-            }
-            Ok(ServerFrame::Ping { id }) => {
-                self.send(ddp::pong_frame(id.as_deref())).await?;
-                Ok(None)
-            }
-            Ok(ServerFrame::Other) => Ok(None),
-            Ok(frame) => Ok(Some(frame)),
-        }
     }
 }

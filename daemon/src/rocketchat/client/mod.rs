@@ -1,8 +1,17 @@
 //! The client handle and its vocabulary. [`Client::spawn`] starts the one task that owns the
-//! websocket (`connection`); the handle talks to it over a command channel and watches its
-//! login state. REST calls go straight from the handle (they need only the token).
+//! websocket; the handle talks to it over a command channel and watches its login state. REST
+//! calls go straight from the handle (they need only the token).
+//!
+//! - `connection` — the task: reconnect loop, routing of results and stream events, heartbeat.
+//! - `handshake` — DDP connect, login (resume, then password), post-login probes.
+//! - `link` — one websocket: pongs, junk frames, size limit.
+//! - `login` — login params, digest, error classification, capability probe.
+//! - `rest` — REST with the login's headers; URL arithmetic.
+//! - `rooms` — DMs, users, presence.
 
 mod connection;
+mod handshake;
+mod link;
 mod login;
 mod rest;
 mod rooms;
