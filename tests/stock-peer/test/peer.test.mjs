@@ -37,10 +37,12 @@ function startPeer(url, user, extra = []) {
         }
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`${user}: timed out waiting for ${what}`);
+        let timer;
         await new Promise((resolve) => {
           wake = resolve;
-          setTimeout(resolve, left);
+          timer = setTimeout(resolve, left);
         });
+        clearTimeout(timer);
         wake = null;
       }
     },
