@@ -69,7 +69,9 @@ impl StockPeer {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting `{node}` for the stock peer (is Node.js 20 installed?)"))?;
+            .with_context(|| {
+                format!("starting `{node}` for the stock peer (is Node.js 20 installed?)")
+            })?;
 
         let mut stdin = child.stdin.take().context("stock peer stdin")?;
         let stdout = child.stdout.take().context("stock peer stdout")?;
@@ -77,8 +79,7 @@ impl StockPeer {
         let (commands, mut command_rx) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
             while let Some(line) = command_rx.recv().await {
-                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err()
-                {
+                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
                     break;
                 }
             }

@@ -44,10 +44,7 @@ async fn two_stock_peers_establish_exchange_refresh_and_end_through_rcsim() -> a
     let bob = StockPeer::spawn(&url, "bob", "bob-secret", &[]).await?;
     let carol = StockPeer::spawn(&url, "carol", "carol-secret", &["--auto-accept"]).await?;
     assert_eq!(bob.uid(), "BobUser000000001a");
-    assert_eq!(
-        bob.room_with("carol").as_deref(),
-        Some("BobCarolDm000001c")
-    );
+    assert_eq!(bob.room_with("carol").as_deref(), Some("BobCarolDm000001c"));
 
     // Handshake: bob starts, carol's "person" clicks Yes.
     bob.send(json!({"cmd": "start", "peer": "carol"}))?;
@@ -94,12 +91,12 @@ async fn two_stock_peers_establish_exchange_refresh_and_end_through_rcsim() -> a
     // Nothing readable reached the server, and no OTR chat message was stored.
     let audit = sim.audit();
     assert!(!audit.contains(text), "plaintext reached rcsim");
-    assert!(!audit.contains("Schlüsselwechsel"), "plaintext reached rcsim");
     assert!(
-        audit
-            .stored_messages()
-            .iter()
-            .all(|m| m["t"] != "otr"),
+        !audit.contains("Schlüsselwechsel"),
+        "plaintext reached rcsim"
+    );
+    assert!(
+        audit.stored_messages().iter().all(|m| m["t"] != "otr"),
         "an OTR message was persisted"
     );
 
