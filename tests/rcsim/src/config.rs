@@ -318,6 +318,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn example_file_parses() {
+        let cfg = SimConfig::from_toml(include_str!("../rcsim.example.toml")).expect("example");
+        assert_eq!(cfg.users.len(), 2);
+        assert_eq!(cfg.dms[0].id, "Kd9fPq2WxYz7mN3aT");
+        assert_eq!(cfg.rate_limits.send_message_per_user.count, 5);
+    }
+
+    #[test]
     fn toml_round_trip_and_defaults() {
         let cfg = SimConfig::from_toml(
             r#"

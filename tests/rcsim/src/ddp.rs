@@ -54,18 +54,18 @@ pub fn is_date(v: &Value) -> bool {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MeteorError {
     /// The `error` member: a number (403, 404, 400) or a string code (`not-allowed`).
-    pub error: Value,
+    pub error: Box<Value>,
     /// Human-readable reason; absent for bare `new Meteor.Error('code')`.
     pub reason: Option<String>,
     /// Optional `details` object (e.g. `{timeToReset}` or `{method}`).
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
 }
 
 impl MeteorError {
     /// Error with a numeric or string code and a reason.
     pub fn new(error: impl Into<Value>, reason: impl Into<String>) -> Self {
         MeteorError {
-            error: error.into(),
+            error: Box::new(error.into()),
             reason: Some(reason.into()),
             details: None,
         }
@@ -74,7 +74,7 @@ impl MeteorError {
     /// Error with only a code (`message` becomes `[code]`).
     pub fn bare(error: impl Into<Value>) -> Self {
         MeteorError {
-            error: error.into(),
+            error: Box::new(error.into()),
             reason: None,
             details: None,
         }
@@ -82,7 +82,7 @@ impl MeteorError {
 
     /// Adds `details`.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -109,7 +109,7 @@ impl MeteorError {
 
     /// The JSON object put on the wire.
     pub fn to_json(&self) -> Value {
-        let code = match &self.error {
+        let code = match self.error.as_ref() {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
@@ -119,14 +119,14 @@ impl MeteorError {
         };
         let mut o = Map::new();
         o.insert("isClientSafe".into(), Value::Bool(true));
-        o.insert("error".into(), self.error.clone());
+        o.insert("error".into(), self.error.as_ref().clone());
         if let Some(r) = &self.reason {
             o.insert("reason".into(), Value::String(r.clone()));
         }
         o.insert("message".into(), Value::String(message));
         o.insert("errorType".into(), Value::String("Meteor.Error".into()));
         if let Some(d) = &self.details {
-            o.insert("details".into(), d.clone());
+            o.insert("details".into(), d.as_ref().clone());
         }
         Value::Object(o)
     }

@@ -66,7 +66,7 @@ pub fn not_found() -> Response {
 }
 
 /// Resolves `X-User-Id` + `X-Auth-Token` to a user id, or the 401 Rocket.Chat answers.
-fn auth(sim: &Sim, headers: &HeaderMap) -> Result<String, Response> {
+fn auth(sim: &Sim, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let h = |name: &str| {
         headers
             .get(name)
@@ -82,10 +82,10 @@ fn auth(sim: &Sim, headers: &HeaderMap) -> Result<String, Response> {
     if valid {
         Ok(uid.to_string())
     } else {
-        Err(reply(
+        Err(Box::new(reply(
             StatusCode::UNAUTHORIZED,
             json!({ "status": "error", "message": "You must be logged in to do this." }),
-        ))
+        )))
     }
 }
 
@@ -125,7 +125,7 @@ async fn chat_otr(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) 
     }
     let uid = match auth(&sim, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(Value::Object(b)) = serde_json::from_slice::<Value>(&body) else {
         return fail("must be object [invalid-params]", Some("invalid-params"));
@@ -167,7 +167,7 @@ async fn chat_otr(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) 
 async fn im_list(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     let uid = match auth(&sim, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let st = sim.lock();
     let ims: Vec<Value> = st
@@ -182,7 +182,7 @@ async fn im_list(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
 async fn rooms_get(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     let uid = match auth(&sim, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let st = sim.lock();
     let rooms: Vec<Value> = st
@@ -196,7 +196,7 @@ async fn rooms_get(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response 
 async fn im_create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
     let uid = match auth(&sim, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let username = serde_json::from_slice::<Value>(&body).ok().and_then(|b| {
         b.get("username")
@@ -218,7 +218,7 @@ async fn im_create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes)
 async fn rooms_info(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Q) -> Response {
     let uid = match auth(&sim, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let rid = q.get("roomId").map(String::as_str).unwrap_or("");
     let st = sim.lock();
@@ -231,7 +231,7 @@ async fn rooms_info(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Q
 
 async fn users_info(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Q) -> Response {
     if let Err(r) = auth(&sim, &headers) {
-        return r;
+        return *r;
     }
     let st = sim.lock();
     let found = if let Some(id) = q.get("userId") {
@@ -249,7 +249,7 @@ async fn users_info(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Q
 
 async fn users_presence(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q): Q) -> Response {
     if let Err(r) = auth(&sim, &headers) {
-        return r;
+        return *r;
     }
     let st = sim.lock();
     let ids: Vec<String> = q
@@ -273,7 +273,7 @@ async fn users_presence(State(sim): State<Arc<Sim>>, headers: HeaderMap, Query(q
 async fn subscriptions_get(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     let uid = match auth(&sim, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let st = sim.lock();
     let subs: Vec<Value> = st
@@ -287,7 +287,7 @@ async fn subscriptions_get(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> R
 async fn me(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     let uid = match auth(&sim, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match sim.lock().user_doc(&uid) {
         Some(mut doc) => {

@@ -71,9 +71,9 @@ pub fn update_otr_ack(ctx: &Ctx<'_>, params: &[Value]) -> Result<Option<Value>, 
         .unwrap_or("");
     {
         let st = ctx.sim.lock();
-        let ok = st.room(&rid).is_some_and(|r| {
-            r.uids.iter().any(|u| *u == uid) && r.uids.iter().any(|u| u == author)
-        });
+        let ok = st
+            .room(&rid)
+            .is_some_and(|r| r.uids.contains(&uid) && r.uids.iter().any(|u| u == author));
         if !ok {
             return Err(MeteorError::new("error-invalid-room", "Invalid room")
                 .with_details(json!({ "method": "updateOTRAck" })));
