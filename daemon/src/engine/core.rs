@@ -5,6 +5,7 @@
 
 use super::events::EventLog;
 use super::handle::{Command, EngineHandle};
+use super::identity::Identity;
 use super::rooms::RoomRegistry;
 use super::types::*;
 use crate::config::Config;
@@ -27,12 +28,15 @@ pub struct EngineConfig {
     pub config: Config,
     /// How to log in; `None` runs without a server (every server-bound command says so).
     pub credentials: Option<Credentials>,
+    /// Where the identity key and trust store live (`$XDG_DATA_HOME/otrd/`); `None` runs
+    /// legacy-only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl EngineConfig {
     /// An engine that talks to no server (for API tests and tools that only need the socket).
     pub fn offline(config: Config) -> Self {
-        Self { config, credentials: None }
+        Self { config, credentials: None, state_dir: None }
     }
 }
 
@@ -61,7 +65,10 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     } else {
         (ConnectionState::Disconnected, "no Rocket.Chat server configured".to_owned())
     };
+    let mut rng = StdRng::from_entropy();
+    let identity = Identity::load(cfg.state_dir.as_deref(), &mut rng);
     let engine = Engine {
+        identity,
         log: EventLog::new(cfg.config.policy.scrollback.max(1)),
         cfg,
         client,
@@ -74,7 +81,7 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         followed_presence: HashSet::new(),
         internal_tx,
         reports_tx,
-        rng: StdRng::from_entropy(),
+        rng,
     };
     let task = tokio::spawn(engine.run(rx, client_events, internal_rx, reports_rx));
     (EngineHandle::new(tx), task)
@@ -99,6 +106,8 @@ pub(super) enum Internal {
 
 /// The engine's state. Everything here is touched only by the engine task.
 pub(super) struct Engine {
+    /// Our native identity and the trust store.
+    pub(super) identity: Identity,
     pub(super) cfg: EngineConfig,
     /// The connection handle; `None` when running without a server.
     pub(super) client: Option<Client>,
@@ -200,7 +209,7 @@ impl Engine {
                 .values()
                 .filter(|s| s.state() == SessionState::Established)
                 .count() as u32,
-            instance_tag: String::new(),
+            instance_tag: self.instance_tag(),
         }
     }
 }
