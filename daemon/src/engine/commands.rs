@@ -25,7 +25,8 @@ impl Engine {
             }
             Command::Start { peer, scheme, reply } => self.start(peer, scheme, reply),
             Command::Accept(peer, r) => {
-                let _ = r.send(self.user_input(&peer, Input::Accept));
+                let answer = self.check_memory_policy().and_then(|()| self.user_input(&peer, Input::Accept));
+                let _ = r.send(answer);
             }
             Command::Decline(peer, r) => {
                 let _ = r.send(self.user_input(&peer, Input::Decline));
@@ -134,6 +135,7 @@ impl Engine {
     }
 
     pub(super) fn start_in_room(&mut self, room_id: &str, scheme: SchemePreference) -> Result<SessionInfo, EngineError> {
+        self.check_memory_policy()?;
         self.drive_user(room_id, Input::Start { scheme })
     }
 
