@@ -218,8 +218,10 @@ impl Engine {
             .rooms
             .get(room_id)
             .ok_or_else(|| EngineError::NotFound(format!("room {room_id} is not a 1:1 direct message of ours")))?;
+        // Auto-accept creates keys too: not while memory cannot be locked under the refuse policy.
+        let auto_accept = self.cfg.config.auto_accept(&room.peer_username) && self.check_memory_policy().is_ok();
         let mut policy = SessionPolicy::new(
-            self.cfg.config.auto_accept(&room.peer_username),
+            auto_accept,
             (self.cfg.config.policy.delivery_timeout_secs as i64).saturating_mul(1000),
         );
         policy.native = self.identity.native.clone();
