@@ -25,11 +25,7 @@ pub fn now_ms() -> i64 {
 pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(256);
     let (events, _) = broadcast::channel(1024);
-    let engine = Engine {
-        cfg,
-        events,
-        seq: 0,
-    };
+    let engine = Engine { cfg, events, seq: 0 };
     let task = tokio::spawn(engine.run(rx));
     (EngineHandle::new(tx), task)
 }
@@ -69,10 +65,7 @@ impl Engine {
             Command::Start { reply, .. } => {
                 let _ = reply.send(Err(Self::unimplemented()));
             }
-            Command::Accept(_, r)
-            | Command::Decline(_, r)
-            | Command::Refresh(_, r)
-            | Command::End(_, r) => {
+            Command::Accept(_, r) | Command::Decline(_, r) | Command::Refresh(_, r) | Command::End(_, r) => {
                 let _ = r.send(Err(Self::unimplemented()));
             }
             Command::EndAll(r) => {
@@ -95,12 +88,7 @@ impl Engine {
     #[allow(dead_code)]
     fn emit(&mut self, kind: EventKind) {
         self.seq += 1;
-        let _ = self.events.send(Event {
-            seq: self.seq,
-            ts_ms: now_ms(),
-            replay: false,
-            kind,
-        });
+        let _ = self.events.send(Event { seq: self.seq, ts_ms: now_ms(), replay: false, kind });
     }
 
     fn status(&self) -> StatusInfo {
