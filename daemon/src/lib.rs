@@ -15,10 +15,12 @@
 //! - [`lockscreen`] — watches logind (D-Bus) and ends every session on lock or sleep.
 //! - [`engine`] — the task that owns every session and the event log and answers front-ends.
 //! - [`api`] — the gRPC service on the Unix socket: peer credentials, event fan-out.
+//! - [`daemon`] — the `otrd` program: startup, signals, systemd readiness, graceful shutdown.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod identity;
 pub mod lockscreen;
