@@ -14,6 +14,7 @@
 //! - [`identity`] — the long-term identity key and the trust store (files, mode 0600).
 //! - [`lockscreen`] — watches logind (D-Bus) and ends every session on lock or sleep.
 //! - [`engine`] — the task that owns every session and the event log and answers front-ends.
+//! - `demo` — `otrd --demo`: an embedded rcsim and a contact that answers.
 //! - [`api`] — the gRPC service on the Unix socket: peer credentials, event fan-out.
 //! - [`daemon`] — the `otrd` program: startup, signals, systemd readiness, graceful shutdown.
 #![warn(missing_docs)]
@@ -21,6 +22,8 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod engine;
 pub mod identity;
 pub mod lockscreen;

@@ -3,7 +3,7 @@
 
 use otrd::api::{ServeOptions, ServerSocket};
 use otrd::config::Config;
-use otrd::engine::{self, Command, EngineConfig, EngineHandle, Event, EventKind};
+use otrd::engine::{self, Command, EngineConfig, EngineError, EngineHandle, Event, EventKind};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -66,7 +66,7 @@ fn real_engine() -> EngineHandle {
     let mut config = Config::default();
     config.server.url = "https://chat.example.invalid".into();
     config.account.username = "alice".into();
-    engine::spawn(EngineConfig { config }).0
+    engine::spawn(EngineConfig::offline(config)).0
 }
 
 async fn otrctl(socket: &Path, args: &[&str]) -> Output {
@@ -118,22 +118,30 @@ async fn status_for_people_and_as_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_commands_exit_3_with_a_message() {
-    let server = Server::start(real_engine(), ServeOptions::default()).await;
-    for args in [
-        &["start", "bob"][..],
-        &["start", "bob", "--legacy"],
-        &["accept", "bob"],
-        &["fingerprint"],
-    ] {
+    let (engine, _events, _attached) = scripted_engine();
+    let server = Server::start(engine, ServeOptions::default()).await;
+    for args in [&["start", "bob"][..], &["accept", "bob"], &["fingerprint"]] {
         let out = otrctl(&server.socket, args).await;
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("the daemon does not support this yet: "),
+            stderr.contains("the daemon does not support this yet: scripted"),
             "{stderr}"
         );
         assert!(out.stdout.is_empty(), "nothing printed as if it worked");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_exit_1_with_the_reason() {
+    // The real engine without a server: starting a session cannot work.
+    let server = Server::start(real_engine(), ServeOptions::default()).await;
+    let out = otrctl(&server.socket, &["start", "bob", "--legacy"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unavailable: "), "{stderr}");
+    assert!(out.stdout.is_empty());
     server.stop().await;
 }
 
@@ -268,7 +276,8 @@ async fn next_json(
     serde_json::from_str(&line).expect("JSON line")
 }
 
-/// An engine double answering only WatchEvents, from a broadcast the test drives.
+/// An engine double: WatchEvents from a broadcast the test drives; Start, Accept and Fingerprint
+/// answered UNIMPLEMENTED; everything else dropped unanswered.
 fn scripted_engine() -> (
     EngineHandle,
     broadcast::Sender<Event>,
@@ -280,10 +289,20 @@ fn scripted_engine() -> (
     let sender = events.clone();
     tokio::spawn(async move {
         while let Some(cmd) = rx.recv().await {
-            if let Command::Watch { reply, .. } = cmd {
-                if reply.send((Vec::new(), sender.subscribe())).is_ok() {
-                    let _ = attached_tx.send(());
+            let unsupported = || EngineError::Unimplemented("scripted".into());
+            match cmd {
+                Command::Watch { reply, .. } => {
+                    if reply.send((Vec::new(), sender.subscribe())).is_ok() {
+                        let _ = attached_tx.send(());
+                    }
                 }
+                Command::Start { reply, .. } | Command::Accept(_, reply) => {
+                    let _ = reply.send(Err(unsupported()));
+                }
+                Command::Fingerprint(_, reply) => {
+                    let _ = reply.send(Err(unsupported()));
+                }
+                _ => {}
             }
         }
     });

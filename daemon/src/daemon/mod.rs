@@ -6,6 +6,7 @@
 //! session first — keys are wiped before anything else happens — then stop the server, then remove
 //! the socket file we bound.
 
+mod credentials;
 mod logging;
 mod notify;
 mod signals;
@@ -35,6 +36,29 @@ pub struct Options {
     pub demo: bool,
 }
 
+#[cfg(feature = "demo")]
+async fn start_demo() -> anyhow::Result<crate::demo::Demo> {
+    let demo = crate::demo::start().await?;
+    tracing::info!(
+        user = crate::demo::DEMO_USER,
+        contact = crate::demo::ECHO_USER,
+        "demo mode: try `otrctl start {}`",
+        crate::demo::ECHO_USER
+    );
+    Ok(demo)
+}
+
+/// Without the `demo` feature there is nothing to start; the type stands in for the demo.
+#[cfg(not(feature = "demo"))]
+async fn start_demo() -> anyhow::Result<NoDemo> {
+    anyhow::bail!("this otrd was built without the `demo` feature, so --demo is not available")
+}
+
+#[cfg(not(feature = "demo"))]
+struct NoDemo {
+    engine_config: EngineConfig,
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let signal = signals::shutdown_signal().context("cannot install the signal handlers")?;
@@ -43,24 +67,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
 /// Runs the daemon until `shutdown` completes.
 pub async fn run_until(opts: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    if opts.demo {
-        anyhow::bail!(
-            "otrd --demo is not available in this build yet: the embedded Rocket.Chat simulator \
-             is still being wired in; run otrd with a config file instead"
-        );
-    }
-    let config_path = match opts.config {
-        Some(path) => path,
-        None => paths::default_config_file()?,
-    };
-    let config = config::load(&config_path)?;
-    tracing::info!(config = %config_path.display(), server = %config.server.url, "config loaded");
-
     // Bound before the engine starts: it fails fast when another otrd serves, and no other task
     // creates files while the umask is narrowed for the bind.
-    let (listener, socket_file) = ServerSocket::open(opts.socket.as_deref())?.into_parts();
+    let (engine_config, demo, socket) = if opts.demo {
+        let socket = ServerSocket::open(opts.socket.as_deref())?;
+        let demo = start_demo().await?;
+        let engine_config = demo.engine_config.clone();
+        (engine_config, Some(demo), socket)
+    } else {
+        let config_path = match opts.config {
+            Some(path) => path,
+            None => paths::default_config_file()?,
+        };
+        let config = config::load(&config_path)?;
+        tracing::info!(config = %config_path.display(), server = %config.server.url, "config loaded");
+        let socket = ServerSocket::open(opts.socket.as_deref())?;
+        let credentials = credentials::obtain(&config, &config_path).await?;
+        let engine_config = EngineConfig {
+            config,
+            credentials: Some(credentials),
+        };
+        (engine_config, None, socket)
+    };
+    let (listener, socket_file) = socket.into_parts();
 
-    let (engine, engine_task) = engine::spawn(EngineConfig { config });
+    let (engine, engine_task) = engine::spawn(engine_config);
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let mut server = tokio::spawn(api::serve(listener, engine.clone(), async move {
         // A dropped sender also means stop.
@@ -93,6 +124,8 @@ pub async fn run_until(opts: Options, shutdown: impl Future<Output = ()>) -> any
     {
         tracing::warn!("the engine did not stop in time");
     }
+    // The simulated server and contact outlive our own engine, so its sessions end cleanly.
+    drop(demo);
     joined.context("the API server task failed")??;
     tracing::info!("otrd stopped");
     Ok(())

@@ -1,16 +1,39 @@
-//! The engine task (first cut: status and events; sessions are wired in by the sessions work).
+//! The engine task: its state, its inputs (commands, the connection's events, I/O outcomes, a
+//! clock tick) and the loop that serialises them. Sessions are pure state machines
+//! (`otr::session`); the engine feeds them and hands their frames to each room's outbox, so no
+//! session ever waits on the network and ending a thousand of them is one pass over a map.
 
+use super::events::EventLog;
 use super::handle::{Command, EngineHandle};
+use super::rooms::RoomRegistry;
 use super::types::*;
 use crate::config::Config;
-use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast, mpsc};
+use crate::otr::session::Session;
+use crate::rocketchat::{self, Client, ClientConfig, ClientEvent, Credentials, DirectRoom};
+use crate::transport::{Outbox, Report};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// How often session timers (invitation and handshake timeouts, resends, delivery bound) run.
+const TICK: Duration = Duration::from_millis(500);
 
 /// What the engine needs to run.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// The parsed config file.
     pub config: Config,
+    /// How to log in; `None` runs without a server (every server-bound command says so).
+    pub credentials: Option<Credentials>,
+}
+
+impl EngineConfig {
+    /// An engine that talks to no server (for API tests and tools that only need the socket).
+    pub fn offline(config: Config) -> Self {
+        Self { config, credentials: None }
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -21,91 +44,170 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Starts the engine task; the handle is how everything else talks to it.
+/// Starts the engine task (and, with credentials, the Rocket.Chat connection it owns).
 pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(256);
-    let (events, _) = broadcast::channel(1024);
-    let engine = Engine { cfg, events, seq: 0 };
-    let task = tokio::spawn(engine.run(rx));
+    let (client, client_events) = match &cfg.credentials {
+        Some(creds) => {
+            let (c, ev) = Client::spawn(ClientConfig::new(cfg.config.server.url.clone(), creds.clone()));
+            (Some(c), Some(ev))
+        }
+        None => (None, None),
+    };
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let initial = if client.is_some() {
+        (ConnectionState::Connecting, format!("connecting to {}", cfg.config.server.url))
+    } else {
+        (ConnectionState::Disconnected, "no Rocket.Chat server configured".to_owned())
+    };
+    let engine = Engine {
+        log: EventLog::new(cfg.config.policy.scrollback.max(1)),
+        cfg,
+        client,
+        me: None,
+        connection: initial,
+        rooms: RoomRegistry::default(),
+        sessions: HashMap::new(),
+        outboxes: HashMap::new(),
+        subscribed_rooms: HashSet::new(),
+        followed_presence: HashSet::new(),
+        internal_tx,
+        reports_tx,
+        rng: StdRng::from_entropy(),
+    };
+    let task = tokio::spawn(engine.run(rx, client_events, internal_rx, reports_rx));
     (EngineHandle::new(tx), task)
 }
 
-struct Engine {
-    cfg: EngineConfig,
-    /// Live fan-out to every watcher; a lagging watcher loses events (it sees the gap in `seq`).
-    events: broadcast::Sender<Event>,
-    seq: u64,
+/// Results of work the engine handed to spawned tasks.
+pub(super) enum Internal {
+    /// The DM list arrived (at login, or after the server said rooms changed).
+    RoomsLoaded(Result<Vec<DirectRoom>, String>),
+    /// A username was resolved to its DM (created if needed) for a pending Start.
+    Resolved {
+        /// The DM or why not.
+        result: Result<DirectRoom, String>,
+        /// The Start waiting for it.
+        scheme: SchemePreference,
+        /// Its reply channel.
+        reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+    },
+    /// Initial presence of peers (`users.presence`).
+    Presence(HashMap<String, Presence>),
+}
+
+/// The engine's state. Everything here is touched only by the engine task.
+pub(super) struct Engine {
+    pub(super) cfg: EngineConfig,
+    /// The connection handle; `None` when running without a server.
+    pub(super) client: Option<Client>,
+    /// Who we are logged in as and what the server can do; `None` until the first login.
+    pub(super) me: Option<rocketchat::SessionInfo>,
+    /// Connection state and its detail, for GetStatus.
+    pub(super) connection: (ConnectionState, String),
+    /// Our 1:1 DMs.
+    pub(super) rooms: RoomRegistry,
+    /// One state machine per room that ever had OTR activity.
+    pub(super) sessions: HashMap<String, Session>,
+    /// One ordered sender per room.
+    pub(super) outboxes: HashMap<String, Outbox>,
+    /// Rooms whose message stream we subscribed (the client re-subscribes after reconnects).
+    pub(super) subscribed_rooms: HashSet<String>,
+    /// Peers whose presence we follow.
+    pub(super) followed_presence: HashSet<String>,
+    /// Numbering, fan-out and scrollback of events.
+    pub(super) log: EventLog,
+    /// Where spawned tasks send their results.
+    pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
+    /// Where outboxes report.
+    pub(super) reports_tx: mpsc::UnboundedSender<Report>,
+    /// CSPRNG for keys, IVs and ids (seeded from the OS).
+    pub(super) rng: StdRng,
 }
 
 impl Engine {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(cmd) = rx.recv().await {
-            self.handle(cmd);
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut client_events: Option<mpsc::Receiver<ClientEvent>>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                ev = next_client_event(&mut client_events) => match ev {
+                    Some(ev) => self.on_client_event(ev),
+                    None => client_events = None,
+                },
+                Some(msg) = internal.recv() => self.on_internal(msg),
+                Some(report) = reports.recv() => self.on_report(report),
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        if let Some(client) = &self.client {
+            client.shutdown().await;
         }
     }
 
-    fn unimplemented() -> EngineError {
-        EngineError::Unimplemented("OTR sessions are not built into this daemon yet".into())
-    }
-
-    fn handle(&mut self, cmd: Command) {
-        // A dropped reply channel means the client went away: nothing to do.
-        match cmd {
-            Command::Status(r) => {
-                let _ = r.send(self.status());
-            }
-            Command::ListRooms(r) => {
-                let _ = r.send(Err(EngineError::Unimplemented(
-                    "room listing needs the Rocket.Chat connection, not built yet".into(),
-                )));
-            }
-            Command::ListSessions(r) => {
-                let _ = r.send(Vec::new());
-            }
-            Command::Start { reply, .. } => {
-                let _ = reply.send(Err(Self::unimplemented()));
-            }
-            Command::Accept(_, r) | Command::Decline(_, r) | Command::Refresh(_, r) | Command::End(_, r) => {
-                let _ = r.send(Err(Self::unimplemented()));
-            }
-            Command::EndAll(r) => {
-                let _ = r.send(0);
-            }
-            Command::Send { reply, .. } => {
-                let _ = reply.send(Err(Self::unimplemented()));
-            }
-            Command::Watch { reply, .. } => {
-                let _ = reply.send((Vec::new(), self.events.subscribe()));
-            }
-            Command::Fingerprint(_, r) | Command::Trust(_, _, r) => {
-                let _ = r.send(Err(EngineError::Unimplemented(
-                    "identity keys arrive with the native protocol".into(),
-                )));
+    /// Numbers and fans out an event; an ended session's scrollback is wiped here, in one place.
+    pub(super) fn emit(&mut self, kind: EventKind) {
+        if let EventKind::State { room_id, state, .. } = &kind {
+            if matches!(state, SessionState::Ended | SessionState::Error) {
+                let room = room_id.clone();
+                self.log.emit(kind);
+                self.log.wipe(&room);
+                return;
             }
         }
+        self.log.emit(kind);
     }
 
-    #[allow(dead_code)]
-    fn emit(&mut self, kind: EventKind) {
-        self.seq += 1;
-        let _ = self.events.send(Event { seq: self.seq, ts_ms: now_ms(), replay: false, kind });
-    }
-
-    fn status(&self) -> StatusInfo {
+    pub(super) fn status(&self) -> StatusInfo {
+        let caps = self.me.as_ref().map(|m| &m.server);
+        let (otr_available, reason) = match caps {
+            Some(c) => (c.otr_relay, c.reason.clone().unwrap_or_default()),
+            None => (false, format!("not connected to the server ({})", self.connection.1)),
+        };
+        let mut native_transports = Vec::new();
+        if otr_available {
+            native_transports.push(TransportKind::OtrRelay);
+        }
         StatusInfo {
             server_url: self.cfg.config.server.url.clone(),
             account: self.cfg.config.account.username.clone(),
-            account_user_id: String::new(),
-            connection: ConnectionState::Disconnected,
-            connection_detail: "the Rocket.Chat connection is not built yet".into(),
-            server_version: String::new(),
-            otr_available: false,
-            otr_unavailable_reason: "not connected to the server".into(),
-            native_transports: Vec::new(),
+            account_user_id: self.me.as_ref().map(|m| m.user_id.clone()).unwrap_or_default(),
+            connection: self.connection.0,
+            connection_detail: self.connection.1.clone(),
+            server_version: caps.map(|c| c.version.clone()).unwrap_or_default(),
+            otr_available,
+            otr_unavailable_reason: if otr_available { String::new() } else { reason },
+            native_transports,
             memory: MemoryStatus::default(),
-            session_count: 0,
-            established_count: 0,
+            session_count: self
+                .sessions
+                .values()
+                .filter(|s| s.state() != SessionState::NotStarted)
+                .count() as u32,
+            established_count: self
+                .sessions
+                .values()
+                .filter(|s| s.state() == SessionState::Established)
+                .count() as u32,
             instance_tag: String::new(),
         }
+    }
+}
+
+async fn next_client_event(rx: &mut Option<mpsc::Receiver<ClientEvent>>) -> Option<ClientEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

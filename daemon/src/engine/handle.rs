@@ -51,9 +51,16 @@ pub enum Command {
         reply: oneshot::Sender<(Vec<Event>, broadcast::Receiver<Event>)>,
     },
     /// GetFingerprint.
-    Fingerprint(Option<PeerRef>, oneshot::Sender<Result<FingerprintInfo, EngineError>>),
+    Fingerprint(
+        Option<PeerRef>,
+        oneshot::Sender<Result<FingerprintInfo, EngineError>>,
+    ),
     /// TrustPeer (peer, fingerprint the user verified or empty).
-    Trust(PeerRef, String, oneshot::Sender<Result<FingerprintInfo, EngineError>>),
+    Trust(
+        PeerRef,
+        String,
+        oneshot::Sender<Result<FingerprintInfo, EngineError>>,
+    ),
 }
 
 /// What SendMessage returns.
@@ -79,7 +86,10 @@ impl EngineHandle {
         Self { tx }
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(make(reply))
@@ -104,8 +114,17 @@ impl EngineHandle {
     }
 
     /// StartSession.
-    pub async fn start(&self, peer: PeerRef, scheme: SchemePreference) -> Result<SessionInfo, EngineError> {
-        self.ask(|reply| Command::Start { peer, scheme, reply }).await?
+    pub async fn start(
+        &self,
+        peer: PeerRef,
+        scheme: SchemePreference,
+    ) -> Result<SessionInfo, EngineError> {
+        self.ask(|reply| Command::Start {
+            peer,
+            scheme,
+            reply,
+        })
+        .await?
     }
 
     /// AcceptSession.
@@ -134,8 +153,13 @@ impl EngineHandle {
     }
 
     /// SendMessage (fails closed unless established).
-    pub async fn send(&self, peer: PeerRef, text: SecretString) -> Result<SentMessage, EngineError> {
-        self.ask(|reply| Command::Send { peer, text, reply }).await?
+    pub async fn send(
+        &self,
+        peer: PeerRef,
+        text: SecretString,
+    ) -> Result<SentMessage, EngineError> {
+        self.ask(|reply| Command::Send { peer, text, reply })
+            .await?
     }
 
     /// WatchEvents attach.
@@ -143,7 +167,11 @@ impl EngineHandle {
         &self,
         include_scrollback: bool,
     ) -> Result<(Vec<Event>, broadcast::Receiver<Event>), EngineError> {
-        self.ask(|reply| Command::Watch { include_scrollback, reply }).await
+        self.ask(|reply| Command::Watch {
+            include_scrollback,
+            reply,
+        })
+        .await
     }
 
     /// GetFingerprint.
@@ -152,7 +180,11 @@ impl EngineHandle {
     }
 
     /// TrustPeer.
-    pub async fn trust(&self, peer: PeerRef, fingerprint: String) -> Result<FingerprintInfo, EngineError> {
+    pub async fn trust(
+        &self,
+        peer: PeerRef,
+        fingerprint: String,
+    ) -> Result<FingerprintInfo, EngineError> {
         self.ask(|r| Command::Trust(peer, fingerprint, r)).await?
     }
 }

@@ -1,11 +1,20 @@
 //! The engine: one task that owns the daemon's state — the Rocket.Chat connection's events, the
 //! per-room sessions, the event log — and answers [`Command`]s from front-ends.
+//!
+//! - `core` — the state and the loop; [`spawn`] starts it.
+//! - `commands` — front-end commands.
+//! - `inbound` — the connection's events, I/O outcomes, timers; performing session outputs.
+//! - `events` — numbering, fan-out and scrollback.
+//! - `rooms` — our 1:1 DMs.
 
+mod commands;
+mod core;
+mod events;
 mod handle;
+mod inbound;
+mod rooms;
 pub mod types;
 
+pub use self::core::{now_ms, spawn, EngineConfig};
 pub use handle::{Command, EngineHandle, SentMessage};
 pub use types::*;
-
-mod core;
-pub use self::core::{now_ms, spawn, EngineConfig};

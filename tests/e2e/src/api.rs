@@ -27,9 +27,7 @@ pub fn test_config() -> Config {
 
 /// The daemon's real engine, with [`test_config`].
 pub fn real_engine() -> EngineHandle {
-    let (handle, _task) = engine::spawn(EngineConfig {
-        config: test_config(),
-    });
+    let (handle, _task) = engine::spawn(EngineConfig::offline(test_config()));
     handle
 }
 

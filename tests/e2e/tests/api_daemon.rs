@@ -14,7 +14,7 @@ url = "https://chat.example.invalid"
 
 [account]
 username = "alice"
-password_command = "true"
+password_command = "printf %s s3cret"
 "#;
 
 fn mode(p: &Path) -> u32 {
@@ -114,14 +114,31 @@ async fn config_errors_stop_the_daemon_before_it_binds() {
     assert!(!socket.exists());
 }
 
-#[tokio::test]
-async fn demo_says_it_is_not_available_yet() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_the_simulated_account_without_a_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("run/otrd.sock");
     let opts = Options {
+        config: Some(dir.path().join("no-such-config.toml")),
+        socket: Some(socket.clone()),
         demo: true,
-        ..Options::default()
     };
-    let err = run_until(opts, std::future::pending())
+    let (stop, stopped) = oneshot::channel::<()>();
+    let daemon = tokio::spawn(run_until(opts, async move {
+        let _ = stopped.await;
+    }));
+    let mut client = wait_serving(&socket).await;
+    let status = client
+        .get_status(pb::GetStatusRequest {})
         .await
-        .expect_err("demo not built");
-    assert!(err.to_string().contains("--demo"), "{err}");
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.account, otrd::demo::DEMO_USER);
+    stop.send(()).expect("daemon running");
+    tokio::time::timeout(WAIT, daemon)
+        .await
+        .expect("daemon stopped in time")
+        .expect("no panic")
+        .expect("clean exit");
+    assert!(!socket.exists(), "socket removed at shutdown");
 }

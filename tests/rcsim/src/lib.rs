@@ -1,1 +1,39 @@
-//! rcsim
+//! rcsim — a Rocket.Chat server simulator for testing otrd against real websockets and HTTP.
+//!
+//! It speaks what a Rocket.Chat 7.x (era D, OTR relayed) or 8.x (OTR removed) server speaks, as
+//! described in `PROTOCOL.md`: DDP on `/websocket` and REST under `/api`, on one port.
+//!
+//! Module map:
+//! * `config` — `SimConfig` (TOML or Rust): mode, settings, users, DMs, rate limits.
+//! * `ddp` — server frames, `Meteor.Error` shape, EJSON dates, Meteor ids.
+//! * `state` — users, tokens, rooms, stored messages, live connections and their subscriptions.
+//! * `sim` — one server: shared data plus event emission, storage and presence.
+//! * `conn` — one websocket: Meteor's livedata protocol handling.
+//! * `methods` — DDP methods (login, sendMessage, updateOTRAck, rooms …).
+//! * `streams` / `rules` — streamer publications and their read/write rules (7.x and 8.x).
+//! * `rest` — the REST endpoints; `admin` — `/_sim/*` test-control endpoints.
+//! * `ratelimit`, `audit`, `faults` — Meteor's DDP limiter, the audit log, fault switches.
+//! * `server` — `start()` and [`SimHandle`].
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod config;
+pub mod ddp;
+pub mod faults;
+pub mod ratelimit;
+pub mod rules;
+pub mod state;
+
+mod admin;
+mod conn;
+mod methods;
+mod rest;
+mod server;
+mod sim;
+mod streams;
+
+pub use audit::{Audit, ClientRecord, StoredRecord, Transport};
+pub use config::{
+    AckShape, Credential, DmConfig, Limit, Mode, RateLimitConfig, SimConfig, Status, UserConfig,
+};
+pub use server::{start, SimHandle};

@@ -1,0 +1,237 @@
+//! Front-end commands: each is answered on its own reply channel, never by blocking the loop
+//! (resolving a username to its DM is handed to a task and finished in `on_internal`).
+
+use super::core::{now_ms, Engine, Internal};
+use super::handle::{Command, SentMessage};
+use super::types::*;
+use crate::otr::session::{self, Input, RoomContext, Session, SessionPolicy};
+use tokio::sync::oneshot;
+
+type Reply = oneshot::Sender<Result<SessionInfo, EngineError>>;
+
+impl Engine {
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        // A dropped reply channel means the client went away; nothing to do about it.
+        match cmd {
+            Command::Status(r) => {
+                let _ = r.send(self.status());
+            }
+            Command::ListRooms(r) => {
+                let _ = r.send(self.list_rooms());
+            }
+            Command::ListSessions(r) => {
+                let _ = r.send(self.list_sessions());
+            }
+            Command::Start { peer, scheme, reply } => self.start(peer, scheme, reply),
+            Command::Accept(peer, r) => {
+                let _ = r.send(self.user_input(&peer, Input::Accept));
+            }
+            Command::Decline(peer, r) => {
+                let _ = r.send(self.user_input(&peer, Input::Decline));
+            }
+            Command::Refresh(peer, r) => {
+                let _ = r.send(self.user_input(&peer, Input::Refresh));
+            }
+            Command::End(peer, r) => {
+                let _ = r.send(self.user_input(&peer, Input::End { notify_peer: true }));
+            }
+            Command::EndAll(r) => {
+                let _ = r.send(self.end_all());
+            }
+            Command::Send { peer, text, reply } => {
+                let _ = reply.send(self.send(&peer, text));
+            }
+            Command::Watch { include_scrollback, reply } => {
+                let _ = reply.send(self.log.attach(include_scrollback));
+            }
+            Command::Fingerprint(_, r) | Command::Trust(_, _, r) => {
+                let _ = r.send(Err(EngineError::Unimplemented(
+                    "identity fingerprints belong to the native otrd-to-otrd scheme, which this daemon does not have yet".into(),
+                )));
+            }
+        }
+    }
+
+    fn list_rooms(&self) -> Result<Vec<RoomInfo>, EngineError> {
+        self.require_login()?;
+        Ok(self
+            .rooms
+            .all()
+            .into_iter()
+            .map(|r| {
+                let s = self.sessions.get(&r.room_id);
+                RoomInfo {
+                    room_id: r.room_id.clone(),
+                    peer: r.peer_username.clone(),
+                    peer_user_id: r.peer_uid.clone(),
+                    presence: r.presence,
+                    state: s.map_or(SessionState::NotStarted, Session::state),
+                    mode: s.and_then(Session::mode),
+                }
+            })
+            .collect())
+    }
+
+    fn list_sessions(&self) -> Vec<SessionInfo> {
+        let mut out: Vec<SessionInfo> = self
+            .sessions
+            .values()
+            .filter(|s| s.state() != SessionState::NotStarted)
+            .map(Session::info)
+            .collect();
+        out.sort_by(|a, b| a.peer.cmp(&b.peer));
+        out
+    }
+
+    /// Errors unless logged in; says why in the user's terms.
+    pub(super) fn require_login(&self) -> Result<&crate::rocketchat::SessionInfo, EngineError> {
+        if self.client.is_none() {
+            return Err(EngineError::Unavailable(
+                "this daemon runs without a Rocket.Chat server".into(),
+            ));
+        }
+        self.me.as_ref().filter(|_| self.connection.0 == ConnectionState::Connected).ok_or_else(|| {
+            EngineError::Unavailable(format!(
+                "not connected to {} ({}: {})",
+                self.cfg.config.server.url,
+                self.connection.0.as_str(),
+                self.connection.1
+            ))
+        })
+    }
+
+    fn start(&mut self, peer: PeerRef, scheme: SchemePreference, reply: Reply) {
+        let me = match self.require_login() {
+            Ok(me) => me,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if !me.server.otr_relay {
+            let why = me.server.reason.clone().unwrap_or_else(|| "the server does not relay OTR".into());
+            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+                "cannot start OTR with {peer}: {why}; nothing was sent"
+            ))));
+            return;
+        }
+        if let Some(room_id) = self.room_id_of(&peer) {
+            let _ = reply.send(self.start_in_room(&room_id, scheme));
+            return;
+        }
+        let PeerRef::Username(username) = peer else {
+            let _ = reply.send(Err(EngineError::NotFound(format!("{peer} is not a direct-message room of ours"))));
+            return;
+        };
+        let Some(client) = self.client.clone() else { return };
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = client.open_direct_room(&username).await.map_err(|e| e.to_string());
+            let _ = tx.send(Internal::Resolved { result, scheme, reply });
+        });
+    }
+
+    pub(super) fn start_in_room(&mut self, room_id: &str, scheme: SchemePreference) -> Result<SessionInfo, EngineError> {
+        self.drive_user(room_id, Input::Start { scheme })
+    }
+
+    fn end_all(&mut self) -> u32 {
+        let live: Vec<(String, SessionState)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (id.clone(), s.state()))
+            .filter(|(_, state)| {
+                matches!(
+                    state,
+                    SessionState::Established | SessionState::Establishing | SessionState::Requested
+                )
+            })
+            .collect();
+        let mut ended = 0;
+        for (room_id, state) in live {
+            // A pending invitation is declined (the peer is told); anything live is ended.
+            let input = if state == SessionState::Requested {
+                Input::Decline
+            } else {
+                Input::End { notify_peer: true }
+            };
+            if self.drive_user(&room_id, input).is_ok() {
+                ended += 1;
+            }
+        }
+        self.log.wipe_all();
+        ended
+    }
+
+    fn send(&mut self, peer: &PeerRef, text: crate::secure::SecretString) -> Result<SentMessage, EngineError> {
+        let room_id = self.room_id_of(peer).ok_or_else(|| {
+            EngineError::FailedPrecondition(format!(
+                "no OTR session with {peer}; start one first (nothing was sent)"
+            ))
+        })?;
+        let session = self.sessions.get_mut(&room_id).ok_or_else(|| {
+            EngineError::FailedPrecondition(format!(
+                "no OTR session with {peer}; start one first (nothing was sent)"
+            ))
+        })?;
+        let outputs = session.handle(Input::Send { text }, now_ms(), &mut self.rng)?;
+        let sent = session::sent_message(&outputs);
+        self.perform(&room_id, outputs);
+        let (id, ts_ms) = sent.ok_or_else(|| EngineError::Internal("the message was not queued".into()))?;
+        Ok(SentMessage { id, room_id, ts_ms })
+    }
+
+    /// A user command on an existing room's session.
+    fn user_input(&mut self, peer: &PeerRef, input: Input) -> Result<SessionInfo, EngineError> {
+        let room_id = self
+            .room_id_of(peer)
+            .filter(|id| self.sessions.contains_key(id))
+            .ok_or_else(|| EngineError::FailedPrecondition(format!("there is no OTR session with {peer}")))?;
+        self.drive_user(&room_id, input)
+    }
+
+    /// Feeds a user command to a room's session (created if needed) and performs its outputs.
+    fn drive_user(&mut self, room_id: &str, input: Input) -> Result<SessionInfo, EngineError> {
+        self.ensure_session(room_id)?;
+        let session = self
+            .sessions
+            .get_mut(room_id)
+            .ok_or_else(|| EngineError::Internal("session vanished".into()))?;
+        let outputs = session.handle(input, now_ms(), &mut self.rng)?;
+        let info = session.info();
+        self.perform(room_id, outputs);
+        Ok(info)
+    }
+
+    /// Creates the room's session (and outbox) on first use.
+    pub(super) fn ensure_session(&mut self, room_id: &str) -> Result<(), EngineError> {
+        if self.sessions.contains_key(room_id) {
+            return Ok(());
+        }
+        let me = self.require_login()?;
+        let room = self
+            .rooms
+            .get(room_id)
+            .ok_or_else(|| EngineError::NotFound(format!("room {room_id} is not a 1:1 direct message of ours")))?;
+        let policy = SessionPolicy::new(
+            self.cfg.config.auto_accept(&room.peer_username),
+            (self.cfg.config.policy.delivery_timeout_secs as i64).saturating_mul(1000),
+        );
+        let ctx = RoomContext {
+            room_id: room.room_id.clone(),
+            my_uid: me.user_id.clone(),
+            peer_uid: room.peer_uid.clone(),
+            peer_username: room.peer_username.clone(),
+        };
+        self.sessions.insert(room_id.to_owned(), Session::new(ctx, policy));
+        Ok(())
+    }
+
+    /// The room a peer reference names, if we know it.
+    pub(super) fn room_id_of(&self, peer: &PeerRef) -> Option<String> {
+        match peer {
+            PeerRef::Username(u) => self.rooms.by_username(u).map(|r| r.room_id.clone()),
+            PeerRef::RoomId(id) => self.rooms.get(id).map(|r| r.room_id.clone()),
+        }
+    }
+}

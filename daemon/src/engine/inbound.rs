@@ -1,0 +1,274 @@
+//! Everything that reaches the engine from outside a front-end: the connection's events (login,
+//! signalling, room messages, presence), results of spawned work, outbox reports, and the tick.
+//! Also where a session's outputs are performed.
+
+use super::core::{now_ms, Engine, Internal};
+use super::types::*;
+use crate::otr::session::{Input, Output, SignalKind};
+use crate::rocketchat::{self, parse_presence_event, ClientEvent, DirectRoom};
+use crate::transport::{Frame, Outbox, Report, RoomAddr};
+use serde_json::{json, Value};
+
+impl Engine {
+    pub(super) fn on_client_event(&mut self, ev: ClientEvent) {
+        match ev {
+            ClientEvent::Connection { state, detail } => {
+                if self.connection.0 != state || self.connection.1 != detail {
+                    self.connection = (state, detail.clone());
+                    self.emit(EventKind::Connection { state, detail });
+                }
+            }
+            ClientEvent::LoggedIn(info) => self.on_logged_in(info),
+            ClientEvent::Stream { collection, event_name, args } => {
+                self.on_stream(&collection, &event_name, args)
+            }
+            ClientEvent::SubscriptionLost { name, error, .. } => {
+                tracing::warn!(subscription = %name, %error, "subscription lost");
+                self.emit(EventKind::Error {
+                    peer: String::new(),
+                    room_id: String::new(),
+                    code: "subscription_lost".into(),
+                    message: format!("the server ended the `{name}` subscription: {error}"),
+                    id: String::new(),
+                });
+            }
+        }
+    }
+
+    fn on_logged_in(&mut self, info: rocketchat::SessionInfo) {
+        let first = self.me.is_none();
+        let uid = info.user_id.clone();
+        let relay = info.server.otr_relay;
+        tracing::info!(user = %info.username, server_version = %info.server.version, otr_relay = relay, "logged in");
+        self.me = Some(info);
+        if self.connection.0 != ConnectionState::Connected {
+            self.connection = (ConnectionState::Connected, String::new());
+            self.emit(EventKind::Connection { state: ConnectionState::Connected, detail: String::new() });
+        }
+        if first {
+            // Subscriptions are remembered by the client and re-issued after every reconnect.
+            let Some(client) = self.client.clone() else { return };
+            let tx = self.internal_tx.clone();
+            tokio::spawn(async move {
+                if relay {
+                    if let Err(e) = client.subscribe("stream-notify-user", vec![json!(format!("{uid}/otr")), stream_opts()]).await {
+                        tracing::warn!(error = %e, "cannot follow OTR signalling");
+                    }
+                }
+                for event in ["subscriptions-changed", "rooms-changed"] {
+                    if let Err(e) = client.subscribe("stream-notify-user", vec![json!(format!("{uid}/{event}")), stream_opts()]).await {
+                        tracing::debug!(error = %e, event, "cannot follow room changes");
+                    }
+                }
+                let rooms = client.list_direct_rooms().await.map_err(|e| e.to_string());
+                let _ = tx.send(Internal::RoomsLoaded(rooms));
+            });
+        } else {
+            self.reload_rooms();
+            let ids: Vec<String> = self.sessions.keys().cloned().collect();
+            for room_id in ids {
+                self.drive(&room_id, Input::Reconnected);
+            }
+        }
+    }
+
+    fn reload_rooms(&self) {
+        let Some(client) = self.client.clone() else { return };
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let rooms = client.list_direct_rooms().await.map_err(|e| e.to_string());
+            let _ = tx.send(Internal::RoomsLoaded(rooms));
+        });
+    }
+
+    fn on_stream(&mut self, collection: &str, event_name: &str, args: Vec<Value>) {
+        let Some(my_uid) = self.me.as_ref().map(|m| m.user_id.clone()) else { return };
+        match collection {
+            "stream-notify-user" if event_name == format!("{my_uid}/otr") => self.on_signal(args),
+            "stream-notify-user" if event_name.ends_with("/subscriptions-changed") || event_name.ends_with("/rooms-changed") => {
+                self.reload_rooms()
+            }
+            "stream-room-messages" => {
+                let Some(message) = args.into_iter().next() else { return };
+                if message.get("t").and_then(Value::as_str) != Some("otr") {
+                    return;
+                }
+                // The room is the stream's event name; the message's own `rid` must agree.
+                if message.get("rid").and_then(Value::as_str) != Some(event_name) {
+                    tracing::debug!(room = event_name, "room message with a mismatched rid ignored");
+                    return;
+                }
+                if self.sessions.contains_key(event_name) {
+                    self.drive(event_name, Input::RoomMessage { message });
+                }
+            }
+            "stream-user-presence" => {
+                if let Some((uid, presence)) = parse_presence_event(event_name, &args) {
+                    self.on_presence(&uid, presence);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_signal(&mut self, args: Vec<Value>) {
+        let mut it = args.into_iter();
+        let (Some(kind), Some(payload)) = (it.next(), it.next()) else { return };
+        let Some(kind) = kind.as_str().and_then(SignalKind::from_wire) else { return };
+        let Some(room_id) = payload.get("roomId").and_then(Value::as_str).map(str::to_owned) else { return };
+        if self.rooms.get(&room_id).is_none() {
+            // Not a 1:1 DM of ours (or one we have not loaded yet): refresh and drop it. A real
+            // peer's invitation is repeated by its user; a forged one has nowhere to go.
+            tracing::debug!(room = %room_id, kind = kind.as_str(), "signal for an unknown room ignored");
+            self.reload_rooms();
+            return;
+        }
+        if self.ensure_session(&room_id).is_err() {
+            return;
+        }
+        self.drive(&room_id, Input::Signal { kind, payload });
+    }
+
+    fn on_presence(&mut self, uid: &str, presence: Presence) {
+        let Some(room_id) = self.rooms.set_presence(uid, presence) else { return };
+        if self.sessions.contains_key(&room_id) {
+            self.drive(&room_id, Input::PeerPresence { online: presence != Presence::Offline });
+        }
+    }
+
+    pub(super) fn on_internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::RoomsLoaded(Ok(list)) => self.on_rooms(list),
+            Internal::RoomsLoaded(Err(e)) => tracing::warn!(error = %e, "cannot list direct-message rooms"),
+            Internal::Resolved { result, scheme, reply } => {
+                let answer = match result {
+                    Ok(room) => {
+                        self.on_rooms(vec![room.clone()]);
+                        if self.rooms.get(&room.room_id).is_some() {
+                            self.start_in_room(&room.room_id, scheme)
+                        } else {
+                            Err(EngineError::NotFound("that is not a 1:1 direct message".into()))
+                        }
+                    }
+                    Err(e) => Err(EngineError::NotFound(format!("cannot open a direct message: {e}"))),
+                };
+                let _ = reply.send(answer);
+            }
+            Internal::Presence(map) => {
+                for (uid, p) in map {
+                    self.on_presence(&uid, p);
+                }
+            }
+        }
+    }
+
+    /// Registers DMs, follows their message streams and their peers' presence.
+    fn on_rooms(&mut self, list: Vec<DirectRoom>) {
+        let Some(me) = self.me.clone() else { return };
+        let mut new_rooms = Vec::new();
+        for r in &list {
+            if self.rooms.upsert(&me.user_id, &r.room_id, &r.uids, &r.usernames, &me.username).is_some()
+                && self.subscribed_rooms.insert(r.room_id.clone())
+            {
+                new_rooms.push(r.room_id.clone());
+            }
+        }
+        let new_peers: Vec<String> = self
+            .rooms
+            .peer_uids()
+            .into_iter()
+            .filter(|u| self.followed_presence.insert(u.clone()))
+            .collect();
+        let Some(client) = self.client.clone() else { return };
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            for rid in new_rooms {
+                if let Err(e) = client.subscribe("stream-room-messages", vec![json!(rid), stream_opts()]).await {
+                    tracing::warn!(room = %rid, error = %e, "cannot follow room messages");
+                }
+            }
+            if !new_peers.is_empty() {
+                let params = rocketchat::presence::follow_params(&new_peers, &[]);
+                if let Err(e) = client.subscribe("stream-user-presence", params).await {
+                    tracing::debug!(error = %e, "cannot follow presence");
+                }
+                if let Ok(map) = client.presence(&new_peers).await {
+                    let _ = tx.send(Internal::Presence(map));
+                }
+            }
+        });
+    }
+
+    pub(super) fn on_report(&mut self, report: Report) {
+        match report {
+            Report::MessageOutcome { room_id, id, ok, detail } => {
+                self.drive(&room_id, Input::SendResult { id, ok, detail });
+            }
+            Report::FrameFailed { room_id, what, detail } => {
+                let peer = self.rooms.get(&room_id).map(|r| r.peer_username.clone()).unwrap_or_default();
+                self.emit(EventKind::Error {
+                    peer,
+                    room_id,
+                    code: "frame_failed".into(),
+                    message: format!("could not send the {what}: {detail}"),
+                    id: String::new(),
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_tick(&mut self) {
+        let ids: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.state() != SessionState::NotStarted)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for room_id in ids {
+            self.drive(&room_id, Input::Tick);
+        }
+    }
+
+    /// Feeds a network or timer input to a room's session and performs its outputs.
+    pub(super) fn drive(&mut self, room_id: &str, input: Input) {
+        let Some(session) = self.sessions.get_mut(room_id) else { return };
+        match session.handle(input, now_ms(), &mut self.rng) {
+            Ok(outputs) => self.perform(room_id, outputs),
+            Err(e) => tracing::debug!(room = %room_id, error = %e, "input refused"),
+        }
+    }
+
+    /// Performs a session's outputs in order: events to front-ends, frames to the room's outbox.
+    pub(super) fn perform(&mut self, room_id: &str, outputs: Vec<Output>) {
+        for output in outputs {
+            let frame = match output {
+                Output::Event(kind) => {
+                    self.emit(kind);
+                    continue;
+                }
+                Output::Signal { kind, payload } => Frame::Signal { kind, payload },
+                Output::SendMessage { id, msg } => Frame::Message { id, msg },
+                Output::SendAck { message, ack } => Frame::Ack { message, ack },
+                Output::SystemMessage { kind } => Frame::System { kind },
+                Output::DeleteOldMessages => Frame::DeleteOld,
+            };
+            self.outbox(room_id).map(|o| o.push(frame));
+        }
+    }
+
+    fn outbox(&mut self, room_id: &str) -> Option<&Outbox> {
+        if !self.outboxes.contains_key(room_id) {
+            let client = self.client.clone()?;
+            let room = self.rooms.get(room_id)?;
+            let addr = RoomAddr { room_id: room.room_id.clone(), peer_uid: room.peer_uid.clone() };
+            self.outboxes.insert(room_id.to_owned(), Outbox::spawn(client, addr, self.reports_tx.clone()));
+        }
+        self.outboxes.get(room_id)
+    }
+}
+
+/// The second parameter of a stream subscription, as the current web client sends it.
+fn stream_opts() -> Value {
+    json!({"useCollection": false, "args": []})
+}
+

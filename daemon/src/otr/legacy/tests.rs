@@ -1,0 +1,301 @@
+//! The legacy scheme against the Node WebCrypto vectors (`vectors/rocketchat-otr-v1.json`) and the
+//! PROTOCOL.md §1.6 vector, plus the validation rules.
+
+use super::*;
+use crate::secure::{LockedKey, SecretBytes, SecretString};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::Value;
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex"))
+        .collect()
+}
+
+fn locked32(bytes: &[u8]) -> LockedKey<32> {
+    let mut a: [u8; 32] = bytes.try_into().expect("32 bytes");
+    LockedKey::new(&mut a)
+}
+
+fn iv(s: &str) -> [u8; 12] {
+    hex(s).try_into().expect("12-byte iv")
+}
+
+/// `<repo>/../shared/vectors/…`; a git worktree sits deeper, so the ancestors are searched too.
+fn vectors() -> Value {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest
+        .ancestors()
+        .skip(2)
+        .map(|dir| dir.join("shared/vectors/rocketchat-otr-v1.json"))
+        .find(|p| p.is_file())
+        .expect("shared/vectors/rocketchat-otr-v1.json beside the repo root");
+    let text = std::fs::read_to_string(path).expect("vectors file readable");
+    serde_json::from_str(&text).expect("vectors JSON")
+}
+
+fn pair_from_jwk(jwk: &Value) -> EphemeralKeyPair {
+    let d = URL_SAFE_NO_PAD
+        .decode(jwk["d"].as_str().expect("d"))
+        .expect("b64url d");
+    EphemeralKeyPair::from_private_bytes(locked32(&d)).expect("valid scalar")
+}
+
+fn s<'a>(case: &'a Value, k: &str) -> &'a str {
+    case[k].as_str().expect(k)
+}
+
+#[test]
+fn every_vector_case_derives_decrypts_and_encrypts_exactly() {
+    let v = vectors();
+    let cases = v["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 3, "the vectors file has three cases");
+    for (i, case) in cases.iter().enumerate() {
+        let alice = pair_from_jwk(&case["alice_private_jwk"]);
+        let bob = pair_from_jwk(&case["bob_private_jwk"]);
+        let alice_pub =
+            PeerPublicKey::from_jwk(s(case, "alice_public_key_field")).expect("alice jwk");
+        let bob_pub = PeerPublicKey::from_jwk(s(case, "bob_public_key_field")).expect("bob jwk");
+        // Our export of the imported private keys is the same point, in browser order.
+        assert_eq!(alice.public_jwk(), alice_pub.to_jwk(), "case {i}");
+        assert_eq!(bob.public_jwk(), bob_pub.to_jwk(), "case {i}");
+
+        let z = hex(s(case, "ecdh_shared_x_hex"));
+        assert_eq!(
+            alice.shared_x(&bob_pub).expect("ecdh").as_slice(),
+            &z[..],
+            "case {i}"
+        );
+        assert_eq!(
+            bob.shared_x(&alice_pub).expect("ecdh").as_slice(),
+            &z[..],
+            "case {i}"
+        );
+        let key = alice.agree(&bob_pub).expect("agree");
+        assert_eq!(
+            key.expose().as_slice(),
+            &hex(s(case, "aes_128_gcm_key_hex"))[..],
+            "case {i}"
+        );
+        let key_b = bob.agree(&alice_pub).expect("agree");
+        assert_eq!(key.expose(), key_b.expose());
+
+        for (field, pt, ivk) in [
+            ("message_msg_field", "message_plaintext", "message_iv_hex"),
+            ("ack_field", "ack_plaintext", "ack_iv_hex"),
+        ] {
+            let plain = decrypt(&key_b, s(case, field)).expect("decrypts");
+            assert_eq!(plain.expose(), s(case, pt).as_bytes(), "case {i} {field}");
+            let again =
+                encrypt_with_iv(&key, &iv(s(case, ivk)), s(case, pt).as_bytes()).expect("enc");
+            assert_eq!(again, s(case, field), "case {i} {field}");
+        }
+
+        let plain = decrypt(&key, s(case, "message_msg_field")).expect("decrypts");
+        let inner = InnerMessage::parse(&plain).expect("inner parses");
+        assert_eq!(
+            inner.to_plaintext().expect("ser").expose(),
+            plain.expose(),
+            "case {i}"
+        );
+        let ack_plain = decrypt(&key, s(case, "ack_field")).expect("ack decrypts");
+        let ack = AckPayload::parse(&ack_plain).expect("ack parses");
+        assert_eq!(
+            ack.text, inner.ack,
+            "the ack acknowledges the message token"
+        );
+        assert_eq!(
+            ack.to_plaintext().expect("ser").expose(),
+            ack_plain.expose()
+        );
+    }
+}
+
+const A_PUB: &str = r#"{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":"ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo","y":"OtKF0OsmPtW135H8sOG8L6y11nxGPmgFnGGM4ldtDJE"}"#;
+const B_PUB: &str = r#"{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":"8_1TENHDdHBs0UNd-4VeZCnn49wGsI8GutgfcfnJHvg","y":"MAjVibTlLlBT1yyZLDVtVF6uDx2MwnPfQQ9yxCCzFtQ"}"#;
+const MSG_FIELD: &str = r#"{"$binary":"AAECAwQFBgcICQoLEvkmHYrVktOetyqxLrZKoOnl/XnkWbi6v73LCMrekmAGQZGYdwOjkb7dqR5KqIVhUonBZ4HNCFnANUZujbCwTiTmdxhPWAVpYdPHuIzmUQnBi0CT5qiYt/XWBpXRae7qrDV/664nKIlugW6+m0hLF3GznXShO/jNtzm37jK2sRDvP3cR0eq51dCjfZN613YhDtx4WBZK1k5uKwLM"}"#;
+const ACK_FIELD: &str = r#"{"$binary":"CwoJCAcGBQQDAgEAUqyxpibYR/Igx8Da6T+9XGL0aFCpUgGKBRu2NVbNH0lZ8WTDFlWaFdVSS36QJJzcZpyBOsj+/vHPTo1gvGd5p8915UYgU9KigbaILSxh2tTArM5wnw=="}"#;
+
+fn protocol_pairs() -> (EphemeralKeyPair, EphemeralKeyPair) {
+    let a = hex("10e484ac2ea48f214714540eedad121acfadc1347a7730e12111724663c94554");
+    let b = hex("865dd9c8a37befa5cf3ab56b116aba36aa6d010e1530e5a9f250b0ce0fab6fc7");
+    (
+        EphemeralKeyPair::from_private_bytes(locked32(&a)).expect("d_A"),
+        EphemeralKeyPair::from_private_bytes(locked32(&b)).expect("d_B"),
+    )
+}
+
+#[test]
+fn protocol_section_1_6_vector() {
+    let (a, b) = protocol_pairs();
+    assert_eq!(a.public_jwk(), A_PUB, "browser member order, byte for byte");
+    assert_eq!(b.public_jwk(), B_PUB);
+    let a_pub = PeerPublicKey::from_jwk(A_PUB).expect("A");
+    let b_pub = PeerPublicKey::from_jwk(B_PUB).expect("B");
+    let z = hex("4f41cfeb910e7a46cd80c206f40fd02e927fac0d724c7227b130507aa19d40c4");
+    assert_eq!(a.shared_x(&b_pub).expect("ecdh").as_slice(), &z[..]);
+    assert_eq!(b.shared_x(&a_pub).expect("ecdh").as_slice(), &z[..]);
+    let key = a.agree(&b_pub).expect("agree");
+    assert_eq!(
+        key.expose().as_slice(),
+        &hex("bf9729bfa7a95b189ef66d966d3a57cf")[..]
+    );
+
+    let inner = InnerMessage {
+        id: "hRfXbqWcTPQ6JkYzN".into(),
+        text: SecretString::from("hello from A"),
+        user_id: "aLiCe7yNSKqG3mZ2p".into(),
+        ack: "k3Jq7vYw2ZbT9xPmNcR4sLa8".into(),
+        ts_ms: 1735732800123,
+    };
+    let plain = inner.to_plaintext().expect("ser");
+    let msg = encrypt_with_iv(&key, &iv("000102030405060708090a0b"), plain.expose()).expect("enc");
+    assert_eq!(msg, MSG_FIELD);
+    assert_eq!(msg.len(), 238);
+    let back =
+        InnerMessage::parse(&decrypt(&b.agree(&a_pub).expect("agree"), MSG_FIELD).expect("dec"))
+            .expect("parse");
+    assert_eq!(back, inner);
+
+    let ack = AckPayload {
+        text: inner.ack.clone(),
+        ack: "Z9yX8wW7uT6sR5qP4nM3kJ2hG".into(),
+    };
+    let field = encrypt_with_iv(
+        &key,
+        &iv("0b0a09080706050403020100"),
+        ack.to_plaintext().expect("ser").expose(),
+    )
+    .expect("enc");
+    assert_eq!(field, ACK_FIELD);
+    assert_eq!(
+        AckPayload::parse(&decrypt(&key, ACK_FIELD).expect("dec")).expect("parse"),
+        ack
+    );
+}
+
+#[test]
+fn random_encryption_round_trips_with_fresh_ivs() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let a = EphemeralKeyPair::generate(&mut rng);
+    let b = EphemeralKeyPair::generate(&mut rng);
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(b.public_jwk()).expect("jwk"))
+        .expect("agree");
+    let one = encrypt(&key, b"same", &mut rng).expect("enc");
+    let two = encrypt(&key, b"same", &mut rng).expect("enc");
+    assert_ne!(one, two, "random IVs");
+    assert_eq!(decrypt(&key, &one).expect("dec").expose(), b"same");
+    assert!(a
+        .public_jwk()
+        .starts_with(r#"{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":""#));
+}
+
+#[test]
+fn tampered_or_foreign_ciphertext_is_refused() {
+    let (a, b) = protocol_pairs();
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
+    let mut raw = cipher::decode_envelope(MSG_FIELD).expect("decodes");
+    raw[20] ^= 1;
+    let tampered = format!(
+        r#"{{"$binary":"{}"}}"#,
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    );
+    assert_eq!(decrypt(&key, &tampered), Err(LegacyError::Decrypt));
+    let other = b
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
+    assert_eq!(decrypt(&other, MSG_FIELD), Err(LegacyError::Decrypt));
+}
+
+#[test]
+fn envelope_shape_is_checked() {
+    let (a, _) = protocol_pairs();
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
+    for bad in [
+        "not json",
+        "[1]",
+        r#"{"$binary":"AAEC"}"#,
+        r#"{"$binary":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==","x":1}"#,
+        r#"{"$binary":"***"}"#,
+        r#"{"$binary":5}"#,
+        r#"{"$date":1}"#,
+    ] {
+        assert!(
+            matches!(decrypt(&key, bad), Err(LegacyError::Envelope(_))),
+            "{bad}"
+        );
+    }
+    // Missing padding is tolerated (stock clients pad, but decoding is defensive).
+    let unpadded = ACK_FIELD.replace("==", "");
+    assert_eq!(
+        decrypt(&key, &unpadded).expect("dec").expose(),
+        decrypt(&key, ACK_FIELD).expect("dec").expose()
+    );
+}
+
+#[test]
+fn peer_jwk_validation() {
+    let ok = PeerPublicKey::from_jwk(A_PUB).expect("valid");
+    assert_eq!(ok.to_jwk(), A_PUB);
+    let with = |from: &str, to: &str| A_PUB.replace(from, to);
+    let cases = [
+        with(r#""kty":"EC""#, r#""kty":"OKP""#),
+        with(r#""crv":"P-256""#, r#""crv":"P-384""#),
+        with(
+            r#""kty":"EC""#,
+            r#""kty":"EC","d":"ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo""#,
+        ),
+        with(
+            "ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo",
+            "ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB",
+        ),
+        // y of another point: (x, y') not on the curve.
+        with(
+            "OtKF0OsmPtW135H8sOG8L6y11nxGPmgFnGGM4ldtDJE",
+            "MAjVibTlLlBT1yyZLDVtVF6uDx2MwnPfQQ9yxCCzFtQ",
+        ),
+        with(r#","y":"OtKF0OsmPtW135H8sOG8L6y11nxGPmgFnGGM4ldtDJE""#, ""),
+        "{}".to_owned(),
+        "nope".to_owned(),
+    ];
+    for bad in cases {
+        assert!(
+            matches!(
+                PeerPublicKey::from_jwk(&bad),
+                Err(LegacyError::InvalidPublicKey(_))
+            ),
+            "{bad}"
+        );
+    }
+    // Node's member order parses too.
+    let v = vectors();
+    assert!(PeerPublicKey::from_jwk(s(&v["cases"][0], "alice_public_key_field")).is_ok());
+}
+
+#[test]
+fn debug_output_hides_keys_and_plaintext() {
+    let (a, _) = protocol_pairs();
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
+    assert!(!format!("{key:?}").contains("bf97"));
+    assert!(!format!("{a:?}").contains("10e4"));
+    let inner = InnerMessage {
+        id: "i".into(),
+        text: SecretString::from("very secret words"),
+        user_id: "u".into(),
+        ack: "tok".into(),
+        ts_ms: 0,
+    };
+    assert!(!format!("{inner:?}").contains("secret words"));
+    assert!(!format!("{:?}", SecretBytes::from(b"xyz".to_vec())).contains("xyz"));
+}

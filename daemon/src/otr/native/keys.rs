@@ -1,0 +1,186 @@
+//! Key material for the native scheme: the long-term identity, fingerprints, and the small
+//! primitives (X25519, HKDF, HMAC) every other file builds on. Private keys live in
+//! [`LockedKey`]s; library key types exist only inside one function call.
+
+use super::NativeError;
+use crate::secure::LockedKey;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+/// A long-term X25519 identity (one per account and machine).
+#[derive(Clone)]
+pub struct LocalIdentity {
+    secret: LockedKey<32>,
+    public: [u8; 32],
+}
+
+impl LocalIdentity {
+    /// The identity whose private key is `secret` (as stored by `crate::identity`).
+    pub fn from_secret(secret: LockedKey<32>) -> Self {
+        let public = public_of(&secret);
+        Self { secret, public }
+    }
+
+    /// A fresh random identity.
+    pub fn generate<R: rand::RngCore + rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self::from_secret(random_key(rng))
+    }
+
+    /// The public key (what peers see as `ik`).
+    pub fn public(&self) -> [u8; 32] {
+        self.public
+    }
+
+    /// The fingerprint users compare.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.public)
+    }
+
+    /// The private key at rest, for persisting it.
+    pub fn secret(&self) -> &LockedKey<32> {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for LocalIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalIdentity")
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of an identity public key. `Display` gives 8 groups of 8 uppercase hex digits;
+/// [`Fingerprint::to_hex`] the 64 digits without spaces (the trust store's form).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of an identity public key.
+    pub fn of(public: &[u8; 32]) -> Self {
+        Self(Sha256::digest(public).into())
+    }
+
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 uppercase hex digits, no separators.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02X}")).collect()
+    }
+
+    /// Parses 64 hex digits, ignoring spaces and case (accepts the `Display` form).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let digits: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
+        if digits.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in digits.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).ok()?;
+            out[i] = u8::from_str_radix(text, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = self.to_hex();
+        for (i, group) in hex.as_bytes().chunks(8).enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(std::str::from_utf8(group).map_err(|_| fmt::Error)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// 32 random bytes straight into locked storage (X25519 clamps at use).
+pub(crate) fn random_key<R: rand::RngCore + rand::CryptoRng + ?Sized>(
+    rng: &mut R,
+) -> LockedKey<32> {
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    LockedKey::new(&mut bytes)
+}
+
+/// The X25519 public key of a private key.
+pub(crate) fn public_of(secret: &LockedKey<32>) -> [u8; 32] {
+    let sk = StaticSecret::from(*secret.expose());
+    PublicKey::from(&sk).to_bytes()
+}
+
+/// X25519(ours, theirs); an all-zero result (a low-order peer key) is an error.
+pub(crate) fn dh(
+    ours: &LockedKey<32>,
+    theirs: &[u8; 32],
+) -> Result<Zeroizing<[u8; 32]>, NativeError> {
+    let sk = StaticSecret::from(*ours.expose());
+    let shared = sk.diffie_hellman(&PublicKey::from(*theirs));
+    if !shared.was_contributory() {
+        return Err(NativeError::WeakKey);
+    }
+    Ok(Zeroizing::new(*shared.as_bytes()))
+}
+
+/// HKDF-SHA256 extract-and-expand into `out`.
+pub(crate) fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) {
+    let kdf = Hkdf::<Sha256>::new(Some(salt), ikm);
+    // The only failure is an output longer than 255 * 32 bytes; callers ask for at most 96.
+    if kdf.expand(info, out).is_err() {
+        out.fill(0);
+    }
+}
+
+/// HMAC-SHA256(key, parts concatenated).
+pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    // HMAC accepts keys of any length, so construction cannot fail for 32 bytes.
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => return Zeroizing::new([0u8; 32]),
+    };
+    for p in parts {
+        mac.update(p);
+    }
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+/// Constant-time equality of two MACs.
+pub(crate) fn mac_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Standard padded base64 of 32 bytes.
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+/// Decodes standard base64 that must hold exactly 32 bytes.
+pub(crate) fn unb64_32(s: &str) -> Option<[u8; 32]> {
+    let v = B64.decode(s).ok()?;
+    v.try_into().ok()
+}
+
+/// Splits a 32-byte slice of a derived buffer into a locked key.
+pub(crate) fn locked_from(slice: &[u8]) -> LockedKey<32> {
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&slice[..32]);
+    LockedKey::new(&mut k)
+}

@@ -1,0 +1,346 @@
+//! Signal's Double Ratchet for an established native session: per-message keys, a DH ratchet
+//! step whenever the speaker changes, skipped keys for out-of-order delivery.
+//!
+//! Follows signal.org/docs/specifications/doubleratchet with one deviation: the spec generates
+//! the new sending ratchet key pair inside `DHRatchet` on receipt; here receipt derives only the
+//! receiving chain (and drops our old ratchet private key at once), and the new key pair plus
+//! its sending chain are made at our next `encrypt`. The root-key sequence is the same — the
+//! peer can only ratchet again after seeing our new key — and no randomness is needed to
+//! decrypt. Every decryption works on a copy of the state committed only on success, so a
+//! forged or replayed frame changes nothing.
+
+use super::frame::{Header, HEADER_LEN};
+use super::keys::{dh, hkdf, hmac, locked_from, public_of, random_key};
+use super::{Fingerprint, InstanceTag, NativeError};
+use crate::secure::{LockedKey, SecretBytes};
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use std::collections::HashMap;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Most message keys skipped in one chain for one incoming message.
+pub const MAX_SKIP: u32 = 100;
+/// Most skipped message keys held at once; the oldest go first.
+pub const MAX_SKIPPED_KEYS: usize = 200;
+/// A skipped key expires once this many later messages have been decrypted.
+pub const SKIPPED_KEY_LIFETIME: u64 = 200;
+
+/// `KDF_RK`: HKDF-SHA256(salt = root key, ikm = DH output) → (new root key, chain key).
+pub(crate) fn kdf_rk(root: &LockedKey<32>, dh_out: &[u8]) -> (LockedKey<32>, LockedKey<32>) {
+    let mut okm = Zeroizing::new([0u8; 64]);
+    hkdf(root.expose(), dh_out, b"otrd v1 ratchet", okm.as_mut());
+    (locked_from(&okm[..32]), locked_from(&okm[32..]))
+}
+
+/// `KDF_CK`: message key = HMAC(CK, 0x01), next chain key = HMAC(CK, 0x02).
+fn kdf_ck(chain: &LockedKey<32>) -> (LockedKey<32>, LockedKey<32>) {
+    let mut mk = hmac(chain.expose(), &[&[0x01]]);
+    let mut next = hmac(chain.expose(), &[&[0x02]]);
+    (LockedKey::new(&mut mk), LockedKey::new(&mut next))
+}
+
+/// AES-256-GCM key and nonce from a message key: HKDF(ikm = mk, info "otrd v1 message") → 44 bytes.
+fn message_cipher(mk: &LockedKey<32>) -> Option<(Aes256Gcm, [u8; 12])> {
+    let mut okm = Zeroizing::new([0u8; 44]);
+    hkdf(&[0u8; 32], mk.expose(), b"otrd v1 message", okm.as_mut());
+    let cipher = Aes256Gcm::new_from_slice(&okm[..32]).ok()?;
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&okm[32..]);
+    Some((cipher, nonce))
+}
+
+/// What the handshake hands over to start the ratchet.
+pub(crate) struct RatchetInit {
+    pub own_tag: InstanceTag,
+    pub peer_tag: InstanceTag,
+    pub root: LockedKey<32>,
+    /// Our ratchet key pair and sending chain (the initiator has one from the start).
+    pub sending: Option<(LockedKey<32>, [u8; 32], LockedKey<32>)>,
+    pub peer_ratchet: [u8; 32],
+    pub receiving: Option<LockedKey<32>>,
+    pub peer_identity: [u8; 32],
+    pub sas: String,
+}
+
+#[derive(Clone)]
+struct SendingChain {
+    ratchet: LockedKey<32>,
+    ratchet_pub: [u8; 32],
+    chain: LockedKey<32>,
+    n: u32,
+}
+
+#[derive(Clone)]
+struct SkippedKey {
+    key: LockedKey<32>,
+    /// `received_total` when stored (for expiry).
+    stored_at: u64,
+    /// Insertion order (for eviction).
+    seq: u64,
+}
+
+#[derive(Clone)]
+struct State {
+    root: LockedKey<32>,
+    /// `None` after a receive step: the next send makes a new ratchet key.
+    sending: Option<SendingChain>,
+    /// Length of our previous sending chain (`PN` in our headers).
+    pn: u32,
+    peer_ratchet: [u8; 32],
+    receiving: Option<LockedKey<32>>,
+    nr: u32,
+    skipped: HashMap<([u8; 32], u32), SkippedKey>,
+    received_total: u64,
+    next_seq: u64,
+}
+
+/// An established native session: encrypts and decrypts message frames.
+pub struct NativeSession {
+    own_tag: InstanceTag,
+    peer_tag: InstanceTag,
+    peer_identity: [u8; 32],
+    sas: String,
+    state: State,
+}
+
+impl fmt::Debug for NativeSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeSession")
+            .field("own_tag", &self.own_tag)
+            .field("peer_tag", &self.peer_tag)
+            .field("peer", &Fingerprint::of(&self.peer_identity))
+            .finish_non_exhaustive()
+    }
+}
+
+impl NativeSession {
+    pub(crate) fn new(init: RatchetInit) -> Self {
+        let sending = init
+            .sending
+            .map(|(ratchet, ratchet_pub, chain)| SendingChain {
+                ratchet,
+                ratchet_pub,
+                chain,
+                n: 0,
+            });
+        Self {
+            own_tag: init.own_tag,
+            peer_tag: init.peer_tag,
+            peer_identity: init.peer_identity,
+            sas: init.sas,
+            state: State {
+                root: init.root,
+                sending,
+                pn: 0,
+                peer_ratchet: init.peer_ratchet,
+                receiving: init.receiving,
+                nr: 0,
+                skipped: HashMap::new(),
+                received_total: 0,
+                next_seq: 0,
+            },
+        }
+    }
+
+    /// The peer's identity public key.
+    pub fn peer_identity(&self) -> [u8; 32] {
+        self.peer_identity
+    }
+
+    /// The peer's fingerprint (for the trust store).
+    pub fn peer_fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.peer_identity)
+    }
+
+    /// The short authentication string (same on both sides).
+    pub fn sas(&self) -> String {
+        self.sas.clone()
+    }
+
+    /// The peer's instance tag.
+    pub fn peer_instance_tag(&self) -> InstanceTag {
+        self.peer_tag
+    }
+
+    /// Our instance tag.
+    pub fn own_instance_tag(&self) -> InstanceTag {
+        self.own_tag
+    }
+
+    /// How many skipped message keys are held (for tests and status).
+    pub fn skipped_keys(&self) -> usize {
+        self.state.skipped.len()
+    }
+
+    /// Encrypts one message. `ad` is [`super::message_context`]`(room, own uid, peer uid)`.
+    pub fn encrypt<R: rand::RngCore + rand::CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        ad: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, NativeError> {
+        let st = &mut self.state;
+        let mut chain = match st.sending.take() {
+            Some(c) => c,
+            None => {
+                let ratchet = random_key(rng);
+                let ratchet_pub = public_of(&ratchet);
+                let (root, chain) = kdf_rk(&st.root, dh(&ratchet, &st.peer_ratchet)?.as_ref());
+                st.root = root;
+                SendingChain {
+                    ratchet,
+                    ratchet_pub,
+                    chain,
+                    n: 0,
+                }
+            }
+        };
+        if chain.n == u32::MAX {
+            st.sending = Some(chain);
+            return Err(NativeError::CounterExhausted);
+        }
+        let header = Header {
+            sender_tag: self.own_tag,
+            receiver_tag: self.peer_tag,
+            ratchet: chain.ratchet_pub,
+            pn: st.pn,
+            n: chain.n,
+        };
+        let (mk, next) = kdf_ck(&chain.chain);
+        chain.chain = next;
+        chain.n += 1;
+        st.sending = Some(chain);
+        let head = header.encode();
+        let (cipher, nonce) = message_cipher(&mk).ok_or(NativeError::EncryptFailed)?;
+        let aad = [&head[..], ad].concat();
+        let ct = cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| NativeError::EncryptFailed)?;
+        let mut frame = Vec::with_capacity(HEADER_LEN + ct.len());
+        frame.extend_from_slice(&head);
+        frame.extend_from_slice(&ct);
+        Ok(frame)
+    }
+
+    /// Decrypts one frame. `ad` is [`super::message_context`]`(room, peer uid, own uid)`. On any
+    /// error the session is unchanged.
+    pub fn decrypt(&mut self, frame: &[u8], ad: &[u8]) -> Result<SecretBytes, NativeError> {
+        let (header, head, ct) = Header::decode(frame)?;
+        if header.sender_tag == self.own_tag && header.receiver_tag == self.peer_tag {
+            return Err(NativeError::Reflection);
+        }
+        if header.receiver_tag != self.own_tag || header.sender_tag != self.peer_tag {
+            return Err(NativeError::NotForThisInstance);
+        }
+        let aad = [head, ad].concat();
+        let mut st = self.state.clone();
+
+        if let Some(sk) = st.skipped.remove(&(header.ratchet, header.n)) {
+            let pt = open(&sk.key, &aad, ct)?;
+            st.finish_receive();
+            self.state = st;
+            return Ok(pt);
+        }
+        if header.ratchet != st.peer_ratchet {
+            st.skip_until(header.pn)?;
+            st.receive_ratchet(header.ratchet)?;
+        }
+        if st.receiving.is_none() || header.n < st.nr {
+            return Err(NativeError::KeyUnavailable);
+        }
+        st.skip_until(header.n)?;
+        let chain = st.receiving.as_ref().ok_or(NativeError::KeyUnavailable)?;
+        let (mk, next) = kdf_ck(chain);
+        st.receiving = Some(next);
+        st.nr = st.nr.checked_add(1).ok_or(NativeError::CounterExhausted)?;
+        let pt = open(&mk, &aad, ct)?;
+        st.finish_receive();
+        self.state = st;
+        Ok(pt)
+    }
+
+    /// A copy of the whole state, to show that a later snapshot cannot open earlier frames.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> NativeSession {
+        NativeSession {
+            own_tag: self.own_tag,
+            peer_tag: self.peer_tag,
+            peer_identity: self.peer_identity,
+            sas: self.sas.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+fn open(mk: &LockedKey<32>, aad: &[u8], ct: &[u8]) -> Result<SecretBytes, NativeError> {
+    let (cipher, nonce) = message_cipher(mk).ok_or(NativeError::DecryptFailed)?;
+    cipher
+        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
+        .map(SecretBytes::new)
+        .map_err(|_| NativeError::DecryptFailed)
+}
+
+impl State {
+    /// Stores the keys of the current receiving chain up to (not including) message `until`.
+    fn skip_until(&mut self, until: u32) -> Result<(), NativeError> {
+        let Some(mut chain) = self.receiving.take() else {
+            return Ok(());
+        };
+        if until > self.nr && until - self.nr > MAX_SKIP {
+            return Err(NativeError::TooFarAhead);
+        }
+        while self.nr < until {
+            let (mk, next) = kdf_ck(&chain);
+            chain = next;
+            let entry = SkippedKey {
+                key: mk,
+                stored_at: self.received_total,
+                seq: self.next_seq,
+            };
+            self.next_seq += 1;
+            self.skipped.insert((self.peer_ratchet, self.nr), entry);
+            self.nr += 1;
+        }
+        self.receiving = Some(chain);
+        while self.skipped.len() > MAX_SKIPPED_KEYS {
+            let oldest = self
+                .skipped
+                .iter()
+                .min_by_key(|(_, v)| v.seq)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(k) => self.skipped.remove(&k),
+                None => break,
+            };
+        }
+        Ok(())
+    }
+
+    /// The receiving half of a DH ratchet step for the peer's new ratchet key.
+    fn receive_ratchet(&mut self, peer_ratchet: [u8; 32]) -> Result<(), NativeError> {
+        // The peer only moves to a new key after seeing ours; without one this frame is bogus.
+        let ours = self.sending.take().ok_or(NativeError::KeyUnavailable)?;
+        self.pn = ours.n;
+        let (root, receiving) = kdf_rk(&self.root, dh(&ours.ratchet, &peer_ratchet)?.as_ref());
+        self.root = root;
+        self.receiving = Some(receiving);
+        self.peer_ratchet = peer_ratchet;
+        self.nr = 0;
+        Ok(())
+    }
+
+    /// Bookkeeping after a successful decryption: count it and expire old skipped keys.
+    fn finish_receive(&mut self) {
+        self.received_total += 1;
+        let now = self.received_total;
+        self.skipped
+            .retain(|_, v| now.saturating_sub(v.stored_at) <= SKIPPED_KEY_LIFETIME);
+    }
+}

@@ -1,0 +1,209 @@
+//! Double Ratchet tests: speaker changes, out-of-order, window, replay, reflection, associated
+//! data, forward secrecy.
+
+use super::handshake_tests::{established, ALICE, BOB, ROOM};
+use super::*;
+use rand::rngs::OsRng;
+
+fn ab() -> Vec<u8> {
+    message_context(ROOM, ALICE, BOB)
+}
+
+fn ba() -> Vec<u8> {
+    message_context(ROOM, BOB, ALICE)
+}
+
+fn send(s: &mut NativeSession, text: &str, ad: &[u8]) -> Vec<u8> {
+    s.encrypt(text.as_bytes(), ad, &mut OsRng).expect("encrypt")
+}
+
+fn recv(s: &mut NativeSession, frame: &[u8], ad: &[u8]) -> Result<String, NativeError> {
+    s.decrypt(frame, ad)
+        .map(|p| String::from_utf8_lossy(p.expose()).into_owned())
+}
+
+#[test]
+fn many_messages_both_ways_with_speaker_changes() {
+    let (mut alice, mut bob) = established();
+    // Bob may speak first (he has no sending chain until he does).
+    let f = send(&mut bob, "bob first", &ba());
+    assert_eq!(recv(&mut alice, &f, &ba()).as_deref(), Ok("bob first"));
+    for round in 0..20 {
+        let burst = round % 4 + 1;
+        for i in 0..burst {
+            let text = format!("a{round}-{i}");
+            let f = send(&mut alice, &text, &ab());
+            assert_eq!(recv(&mut bob, &f, &ab()), Ok(text));
+        }
+        for i in 0..(5 - burst) {
+            let text = format!("b{round}-{i}");
+            let f = send(&mut bob, &text, &ba());
+            assert_eq!(recv(&mut alice, &f, &ba()), Ok(text));
+        }
+    }
+    assert_eq!(alice.skipped_keys(), 0);
+    assert_eq!(bob.skipped_keys(), 0);
+}
+
+#[test]
+fn each_speaker_change_uses_a_new_ratchet_key() {
+    let (mut alice, mut bob) = established();
+    let a1 = send(&mut alice, "1", &ab());
+    let a2 = send(&mut alice, "2", &ab());
+    recv(&mut bob, &a1, &ab()).expect("a1");
+    recv(&mut bob, &a2, &ab()).expect("a2");
+    let b1 = send(&mut bob, "3", &ba());
+    recv(&mut alice, &b1, &ba()).expect("b1");
+    let a3 = send(&mut alice, "4", &ab());
+    let key = |f: &[u8]| {
+        Header::decode(f)
+            .map(|(h, _, _)| (h.ratchet, h.pn, h.n))
+            .expect("hdr")
+    };
+    assert_eq!(key(&a1).0, key(&a2).0);
+    assert_ne!(key(&a1).0, key(&a3).0);
+    assert_eq!(
+        (key(&a3).1, key(&a3).2),
+        (2, 0),
+        "PN counts the previous chain"
+    );
+}
+
+#[test]
+fn out_of_order_within_the_window_is_accepted_across_ratchet_steps() {
+    let (mut alice, mut bob) = established();
+    let early: Vec<_> = (0..5)
+        .map(|i| send(&mut alice, &format!("e{i}"), &ab()))
+        .collect();
+    // Bob sees only the last of the first chain, answers, and Alice moves to a new chain.
+    assert_eq!(recv(&mut bob, &early[4], &ab()).as_deref(), Ok("e4"));
+    let b = send(&mut bob, "ack", &ba());
+    recv(&mut alice, &b, &ba()).expect("ack");
+    let late = send(&mut alice, "new chain", &ab());
+    assert_eq!(recv(&mut bob, &late, &ab()).as_deref(), Ok("new chain"));
+    // The old chain's messages still open, in any order, exactly once.
+    for i in [2usize, 0, 3, 1] {
+        assert_eq!(recv(&mut bob, &early[i], &ab()), Ok(format!("e{i}")));
+    }
+    assert_eq!(bob.skipped_keys(), 0);
+    assert_eq!(
+        recv(&mut bob, &early[2], &ab()),
+        Err(NativeError::KeyUnavailable)
+    );
+}
+
+#[test]
+fn beyond_the_window_is_rejected_and_changes_nothing() {
+    let (mut alice, mut bob) = established();
+    let frames: Vec<_> = (0..=MAX_SKIP + 1)
+        .map(|i| send(&mut alice, &i.to_string(), &ab()))
+        .collect();
+    let last = frames.last().expect("frames");
+    assert_eq!(recv(&mut bob, last, &ab()), Err(NativeError::TooFarAhead));
+    assert_eq!(bob.skipped_keys(), 0);
+    // Exactly at the window's edge it works.
+    let edge = &frames[MAX_SKIP as usize];
+    assert_eq!(recv(&mut bob, edge, &ab()), Ok(MAX_SKIP.to_string()));
+    assert_eq!(bob.skipped_keys(), MAX_SKIP as usize);
+}
+
+#[test]
+fn replays_are_rejected() {
+    let (mut alice, mut bob) = established();
+    let f = send(&mut alice, "once", &ab());
+    assert!(recv(&mut bob, &f, &ab()).is_ok());
+    assert_eq!(recv(&mut bob, &f, &ab()), Err(NativeError::KeyUnavailable));
+    // Also after a ratchet step (the old peer key would trigger a bogus step).
+    let g = send(&mut bob, "reply", &ba());
+    recv(&mut alice, &g, &ba()).expect("reply");
+    let h = send(&mut alice, "next", &ab());
+    recv(&mut bob, &h, &ab()).expect("next");
+    assert!(recv(&mut bob, &f, &ab()).is_err());
+    assert!(recv(&mut alice, &g, &ba()).is_err());
+    // And the session still works afterwards.
+    let i = send(&mut bob, "still fine", &ba());
+    assert_eq!(recv(&mut alice, &i, &ba()).as_deref(), Ok("still fine"));
+}
+
+#[test]
+fn reflections_are_rejected() {
+    let (mut alice, mut bob) = established();
+    let f = send(&mut alice, "to bob", &ab());
+    assert_eq!(recv(&mut alice, &f, &ab()), Err(NativeError::Reflection));
+    assert_eq!(recv(&mut alice, &f, &ba()), Err(NativeError::Reflection));
+    assert_eq!(recv(&mut bob, &f, &ab()).as_deref(), Ok("to bob"));
+}
+
+#[test]
+fn frames_for_another_instance_are_ignored() {
+    let (mut alice, mut bob) = established();
+    let mut f = send(&mut alice, "x", &ab());
+    f[5..9].copy_from_slice(&0x0bad_f00du32.to_be_bytes());
+    assert_eq!(
+        recv(&mut bob, &f, &ab()),
+        Err(NativeError::NotForThisInstance)
+    );
+}
+
+#[test]
+fn wrong_associated_data_or_altered_frames_fail() {
+    let (mut alice, mut bob) = established();
+    let f = send(&mut alice, "secret", &ab());
+    let other_room = message_context("another-room", ALICE, BOB);
+    let relayed = message_context(ROOM, "carol", BOB);
+    assert_eq!(
+        recv(&mut bob, &f, &other_room),
+        Err(NativeError::DecryptFailed)
+    );
+    assert_eq!(
+        recv(&mut bob, &f, &relayed),
+        Err(NativeError::DecryptFailed)
+    );
+    let mut g = f.clone();
+    let last = g.len() - 1;
+    g[last] ^= 1;
+    assert_eq!(recv(&mut bob, &g, &ab()), Err(NativeError::DecryptFailed));
+    let mut h = f.clone();
+    h[44] ^= 1; // PN
+    assert!(recv(&mut bob, &h, &ab()).is_err());
+    // None of that consumed the key.
+    assert_eq!(recv(&mut bob, &f, &ab()).as_deref(), Ok("secret"));
+}
+
+#[test]
+fn a_later_snapshot_cannot_open_earlier_frames() {
+    let (mut alice, mut bob) = established();
+    let frames: Vec<_> = (0..3)
+        .map(|i| send(&mut alice, &format!("m{i}"), &ab()))
+        .collect();
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(recv(&mut bob, f, &ab()), Ok(format!("m{i}")));
+    }
+    let reply = send(&mut bob, "r", &ba());
+    recv(&mut alice, &reply, &ba()).expect("reply");
+    // Whoever copies Bob's whole state now (a memory dump) cannot read what was already read.
+    let mut stolen = bob.snapshot();
+    for f in &frames {
+        assert!(stolen.decrypt(f, &ab()).is_err());
+    }
+    // ...and a snapshot of Alice cannot read Bob's reply either.
+    let mut stolen_alice = alice.snapshot();
+    assert!(stolen_alice.decrypt(&reply, &ba()).is_err());
+}
+
+#[test]
+fn skipped_keys_expire_after_enough_later_messages() {
+    let (mut alice, mut bob) = established();
+    let lost = send(&mut alice, "lost", &ab());
+    let mut last = Vec::new();
+    for i in 0..=SKIPPED_KEY_LIFETIME {
+        last = send(&mut alice, &i.to_string(), &ab());
+        recv(&mut bob, &last, &ab()).expect("in order");
+    }
+    assert!(!last.is_empty());
+    assert_eq!(bob.skipped_keys(), 0);
+    assert_eq!(
+        recv(&mut bob, &lost, &ab()),
+        Err(NativeError::KeyUnavailable)
+    );
+}

@@ -1,0 +1,496 @@
+//! The [`Session`] type: its fields, the dispatcher, the user commands and the shared helpers for
+//! changing state. Incoming signals live in `signals.rs`, chat messages and timers in
+//! `messages.rs`.
+
+use super::replay::Bounded;
+use super::scheme::{self, Answered, Cipher, NativeAnswer, OwnOffer, PeerOffer};
+use super::{system, Input, Output, RoomContext, SessionError, SessionPolicy, SignalKind};
+use crate::engine::{
+    EventKind, Mode, SchemePreference, SessionInfo, SessionState, TransportKind, Trust,
+};
+use rand::{CryptoRng, RngCore};
+use serde_json::{json, Value};
+
+/// How many ids, tokens, ciphertexts and keys each replay memory keeps.
+pub(super) const MEMORY: usize = 4096;
+
+/// Our handshake in flight.
+#[derive(Debug)]
+pub(super) struct OwnHandshake {
+    pub(super) offer: OwnOffer,
+    /// The exact payload sent (resent unchanged after a reconnect).
+    pub(super) payload: Value,
+    pub(super) sent_ms: i64,
+    pub(super) refresh: bool,
+}
+
+/// The peer's handshake waiting for the user.
+#[derive(Debug)]
+pub(super) struct Invitation {
+    pub(super) offer: PeerOffer,
+    pub(super) expires_ms: i64,
+}
+
+/// A message we sent that the peer has not acknowledged yet.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) id: String,
+    /// The ciphertext, resent unchanged.
+    pub(super) msg: String,
+    /// The token the peer's ack must carry (not secret: it only proves delivery).
+    pub(super) ack_token: String,
+    pub(super) sent_ms: i64,
+    pub(super) last_sent_ms: i64,
+    pub(super) resends: u32,
+    /// Key epoch it was sealed under; only messages of the live epoch are resent.
+    pub(super) epoch: u32,
+}
+
+/// A peer message we accepted, remembered to spot replays and to re-ack resends.
+#[derive(Debug)]
+pub(super) struct Received {
+    pub(super) msg: String,
+    pub(super) ts_ms: i64,
+    pub(super) ack_token: String,
+    pub(super) reacks: u32,
+}
+
+/// One DM room's OTR session. See the module docs for the contract.
+#[derive(Debug)]
+pub struct Session {
+    pub(super) ctx: RoomContext,
+    pub(super) policy: SessionPolicy,
+    pub(super) state: SessionState,
+    pub(super) since_ms: i64,
+    pub(super) detail: String,
+    pub(super) initiator: bool,
+    pub(super) mode: Option<Mode>,
+    /// Stock `isFirstOTR`: the initiator of a fresh session posts `user_joined_otr` once.
+    pub(super) first_otr: bool,
+    pub(super) own: Option<OwnHandshake>,
+    pub(super) invitation: Option<Invitation>,
+    pub(super) cipher: Option<Cipher>,
+    /// The key before the last refresh: messages and acks in flight across a refresh still open.
+    pub(super) previous: Option<Cipher>,
+    pub(super) epoch: u32,
+    /// When the state became `Timeout` (keys of a late answer are kept for a grace period).
+    pub(super) timed_out_ms: Option<i64>,
+    pub(super) pending: Vec<Pending>,
+    pub(super) delivered: Bounded<String, ()>,
+    pub(super) received: Bounded<String, Received>,
+    pub(super) seen_ack_tokens: Bounded<String, ()>,
+    /// Every envelope we produced (messages and acks), to recognise reflections.
+    pub(super) own_ciphertexts: Bounded<String, ()>,
+    /// Peer public keys (normalised JWK) and when first seen: duplicates vs. replays.
+    pub(super) peer_keys: Bounded<String, i64>,
+    /// Our native answer, waiting for the initiator's confirm frame (not yet established).
+    pub(super) native_answer: Option<NativeAnswer>,
+}
+
+impl Session {
+    /// A session in `NotStarted`.
+    pub fn new(ctx: RoomContext, policy: SessionPolicy) -> Self {
+        Self {
+            ctx,
+            policy,
+            state: SessionState::NotStarted,
+            since_ms: 0,
+            detail: String::new(),
+            initiator: false,
+            mode: None,
+            first_otr: true,
+            own: None,
+            invitation: None,
+            cipher: None,
+            previous: None,
+            epoch: 0,
+            timed_out_ms: None,
+            pending: Vec::new(),
+            delivered: Bounded::new(MEMORY),
+            received: Bounded::new(MEMORY),
+            seen_ack_tokens: Bounded::new(MEMORY),
+            own_ciphertexts: Bounded::new(MEMORY),
+            peer_keys: Bounded::new(MEMORY),
+            native_answer: None,
+        }
+    }
+
+    /// Feeds one input; returns what the engine must do, or why a user command was refused.
+    pub fn handle(
+        &mut self,
+        input: Input,
+        now_ms: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Vec<Output>, SessionError> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start { scheme } => self.start(scheme, now_ms, rng, &mut out)?,
+            Input::Accept => self.accept(now_ms, rng, &mut out)?,
+            Input::Decline => self.decline(now_ms, &mut out)?,
+            Input::Refresh => self.refresh(now_ms, rng, &mut out)?,
+            Input::End { notify_peer } => self.end(notify_peer, now_ms, &mut out)?,
+            Input::Send { text } => self.send(text, now_ms, rng, &mut out)?,
+            Input::Signal { kind, payload } => {
+                self.on_signal(kind, &payload, now_ms, rng, &mut out)
+            }
+            Input::RoomMessage { message } => self.on_room_message(&message, now_ms, rng, &mut out),
+            Input::SendResult { id, ok, detail } => self.on_send_result(&id, ok, &detail, &mut out),
+            Input::Reconnected => self.on_reconnected(now_ms, &mut out),
+            Input::PeerPresence { online } => {
+                if !online {
+                    self.on_peer_offline(now_ms, &mut out);
+                }
+            }
+            Input::Tick => self.on_tick(now_ms, &mut out),
+        }
+        Ok(out)
+    }
+
+    /// Current state.
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    /// Scheme of the live (or last) session.
+    pub fn mode(&self) -> Option<Mode> {
+        self.mode
+    }
+
+    /// For an established native session: the peer's identity fingerprint (to check against the
+    /// trust store) and the short authentication string.
+    pub fn native_peer(&self) -> Option<(crate::otr::native::Fingerprint, String)> {
+        self.cipher.as_ref().and_then(Cipher::native_peer)
+    }
+
+    /// The room this session belongs to.
+    pub fn context(&self) -> &RoomContext {
+        &self.ctx
+    }
+
+    /// A snapshot for ListSessions.
+    pub fn info(&self) -> SessionInfo {
+        SessionInfo {
+            room_id: self.ctx.room_id.clone(),
+            peer: self.ctx.peer_username.clone(),
+            peer_user_id: self.ctx.peer_uid.clone(),
+            state: self.state,
+            mode: self.mode,
+            transport: self.transport(),
+            trust: self.trust(),
+            initiator: self.initiator,
+            since_ms: self.since_ms,
+            detail: self.detail.clone(),
+            pending_messages: u32::try_from(self.pending.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn transport(&self) -> Option<TransportKind> {
+        // Both schemes' frames go out as the machine's `SendMessage`/`Signal` outputs, i.e. the
+        // OTR relay; other transports are the engine's business.
+        match self.mode {
+            Some(Mode::Legacy | Mode::Native) => Some(TransportKind::OtrRelay),
+            None => None,
+        }
+    }
+
+    fn trust(&self) -> Trust {
+        // Legacy keys are unauthenticated: never more than unverified. Native identities are
+        // judged by the engine against the trust store (see `native_peer`).
+        match (self.state, self.mode) {
+            (SessionState::Established, Some(_)) => Trust::Unverified,
+            _ => Trust::Unknown,
+        }
+    }
+
+    // ---- user commands ------------------------------------------------------------------
+
+    fn start(
+        &mut self,
+        pref: SchemePreference,
+        now: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
+        if matches!(
+            self.state,
+            SessionState::Established | SessionState::Establishing | SessionState::Requested
+        ) {
+            return Err(self.already_active());
+        }
+        let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
+        self.drop_keys();
+        self.initiator = true;
+        self.mode = None;
+        self.send_handshake(offer, false, now, out);
+        self.set_state(
+            SessionState::Establishing,
+            format!("waiting for {} to accept", self.ctx.peer_username),
+            now,
+            out,
+        );
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        now: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
+        let invitation = match (&self.invitation, self.state) {
+            (Some(inv), SessionState::Requested | SessionState::Timeout) => inv,
+            _ => return Err(SessionError::NoInvitation(self.ctx.peer_username.clone())),
+        };
+        let offer = invitation.offer.clone();
+        self.answer_offer(&offer, now, rng, out)
+    }
+
+    fn decline(&mut self, now: i64, out: &mut Vec<Output>) -> Result<(), SessionError> {
+        if self.invitation.is_none()
+            || !matches!(self.state, SessionState::Requested | SessionState::Timeout)
+        {
+            return Err(SessionError::NoInvitation(self.ctx.peer_username.clone()));
+        }
+        out.push(self.signal(SignalKind::Deny, None));
+        self.teardown(SessionState::Declined, "declined by you".into(), now, out);
+        Ok(())
+    }
+
+    fn refresh(
+        &mut self,
+        now: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
+        if self.state != SessionState::Established {
+            return Err(SessionError::NotEstablished {
+                peer: self.ctx.peer_username.clone(),
+                state: self.state.as_str(),
+            });
+        }
+        let pref = match self.mode {
+            Some(Mode::Native) => SchemePreference::Native,
+            _ => SchemePreference::Legacy,
+        };
+        let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
+        // The old key stays readable for what is already in flight.
+        self.previous = self.cipher.take();
+        self.initiator = true;
+        self.first_otr = false;
+        self.send_handshake(offer, true, now, out);
+        out.push(Output::SystemMessage {
+            kind: system::USER_REQUESTED_OTR_KEY_REFRESH,
+        });
+        self.set_state(
+            SessionState::Establishing,
+            "refreshing keys".into(),
+            now,
+            out,
+        );
+        Ok(())
+    }
+
+    fn end(
+        &mut self,
+        notify_peer: bool,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
+        match self.state {
+            SessionState::NotStarted | SessionState::Ended => {
+                return Err(SessionError::NotActive(self.ctx.peer_username.clone()))
+            }
+            // Ending while invited is a refusal: the initiator learns it at once.
+            SessionState::Requested => out.push(self.signal(SignalKind::Deny, None)),
+            SessionState::Established
+            | SessionState::Establishing
+            | SessionState::Timeout
+            | SessionState::Error
+                if notify_peer =>
+            {
+                out.push(self.signal(SignalKind::End, None))
+            }
+            _ => {}
+        }
+        self.first_otr = true;
+        self.teardown(SessionState::Ended, "ended by you".into(), now, out);
+        Ok(())
+    }
+
+    // ---- shared helpers -----------------------------------------------------------------
+
+    /// Answers `offer` (user accept, auto-accept, or a refresh): new keys, `acknowledge`, established.
+    pub(super) fn answer_offer(
+        &mut self,
+        offer: &PeerOffer,
+        now: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+        out: &mut Vec<Output>,
+    ) -> Result<(), SessionError> {
+        let answered = scheme::answer(offer, self.policy.native.as_ref(), &self.ctx, now, rng)?;
+        self.invitation = None;
+        self.own = None;
+        self.timed_out_ms = None;
+        self.initiator = false;
+        self.native_answer = None;
+        let (cipher, payload) = match answered {
+            Answered::Legacy { cipher, payload } => (cipher, payload),
+            Answered::Native { pending, payload } => {
+                // Not established until the initiator proves it holds the same keys.
+                self.mode = None;
+                self.native_answer = Some(pending);
+                out.push(Output::DeleteOldMessages);
+                out.push(Output::Signal {
+                    kind: SignalKind::Acknowledge,
+                    payload,
+                });
+                let detail = format!("waiting for {} to confirm the keys", self.ctx.peer_username);
+                self.set_state(SessionState::Establishing, detail, now, out);
+                return Ok(());
+            }
+        };
+        self.mode = Some(cipher.mode());
+        self.cipher = Some(cipher);
+        self.epoch += 1;
+        out.push(Output::DeleteOldMessages);
+        out.push(Output::Signal {
+            kind: SignalKind::Acknowledge,
+            payload,
+        });
+        let detail = if offer.refresh {
+            "keys refreshed"
+        } else {
+            "accepted"
+        };
+        self.set_state(SessionState::Established, detail.into(), now, out);
+        if offer.refresh {
+            out.push(Output::SystemMessage {
+                kind: system::USER_KEY_REFRESHED_SUCCESSFULLY,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_handshake(&mut self, offer: OwnOffer, refresh: bool, now: i64, out: &mut Vec<Output>) {
+        let mut payload = match self.signal(SignalKind::Handshake, Some(offer.legacy.public_jwk()))
+        {
+            Output::Signal { payload, .. } => payload,
+            _ => Value::Null,
+        };
+        if let Value::Object(map) = &mut payload {
+            // Stock clients omit `refresh` on a first start (absent, not false).
+            if refresh {
+                map.insert("refresh".into(), Value::Bool(true));
+            }
+            if let Some(ext) = &offer.ext {
+                map.insert("otrd".into(), ext.clone());
+            }
+        }
+        out.push(Output::DeleteOldMessages);
+        out.push(Output::Signal {
+            kind: SignalKind::Handshake,
+            payload: payload.clone(),
+        });
+        self.own = Some(OwnHandshake {
+            offer,
+            payload,
+            sent_ms: now,
+            refresh,
+        });
+        self.timed_out_ms = None;
+    }
+
+    /// A signalling output from us: `{roomId, userId}` plus `publicKey` when given.
+    pub(super) fn signal(&self, kind: SignalKind, public_jwk: Option<&str>) -> Output {
+        let mut payload = json!({ "roomId": self.ctx.room_id, "userId": self.ctx.my_uid });
+        if let (Some(k), Value::Object(map)) = (public_jwk, &mut payload) {
+            map.insert("publicKey".into(), Value::String(k.to_owned()));
+        }
+        Output::Signal { kind, payload }
+    }
+
+    pub(super) fn set_state(
+        &mut self,
+        state: SessionState,
+        detail: String,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        self.state = state;
+        self.since_ms = now;
+        self.detail = detail;
+        if state == SessionState::Timeout {
+            self.timed_out_ms = Some(now);
+        }
+        out.push(Output::Event(EventKind::State {
+            peer: self.ctx.peer_username.clone(),
+            room_id: self.ctx.room_id.clone(),
+            state,
+            mode: self.mode,
+            transport: self.transport(),
+            trust: self.trust(),
+            detail: self.detail.clone(),
+        }));
+    }
+
+    /// Leaves the session in a terminal `state`: keys wiped, pending messages reported failed,
+    /// old OTR messages deleted (as the stock `reset()` does).
+    pub(super) fn teardown(
+        &mut self,
+        state: SessionState,
+        detail: String,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        self.drop_keys();
+        self.fail_pending(&format!("the session {}", detail_for_failure(state)), out);
+        out.push(Output::DeleteOldMessages);
+        self.set_state(state, detail, now, out);
+    }
+
+    /// Forgets every key and offer (they zeroize on drop).
+    pub(super) fn drop_keys(&mut self) {
+        self.own = None;
+        self.invitation = None;
+        self.cipher = None;
+        self.previous = None;
+        self.timed_out_ms = None;
+        self.native_answer = None;
+    }
+
+    /// A security alarm for front-ends (`key_confirmation_failed`, `downgrade`, ...).
+    pub(super) fn alarm(&self, code: &str, message: String) -> Output {
+        tracing::warn!(room = %self.ctx.room_id, code, "OTR security alarm");
+        Output::Event(EventKind::Alarm {
+            peer: self.ctx.peer_username.clone(),
+            room_id: self.ctx.room_id.clone(),
+            code: code.to_owned(),
+            message,
+        })
+    }
+
+    pub(super) fn error_event(&self, code: &str, message: String, id: &str) -> Output {
+        Output::Event(EventKind::Error {
+            peer: self.ctx.peer_username.clone(),
+            room_id: self.ctx.room_id.clone(),
+            code: code.to_owned(),
+            message,
+            id: id.to_owned(),
+        })
+    }
+
+    fn already_active(&self) -> SessionError {
+        SessionError::AlreadyActive {
+            peer: self.ctx.peer_username.clone(),
+            state: self.state.as_str(),
+        }
+    }
+}
+
+fn detail_for_failure(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Declined => "was declined",
+        SessionState::Error => "failed",
+        _ => "ended before delivery was confirmed",
+    }
+}

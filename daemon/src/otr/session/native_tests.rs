@@ -1,0 +1,293 @@
+//! Native negotiation through the session state machine: two machines wired back to back, the
+//! test playing the server (and, where it says so, a tampering one).
+
+use super::*;
+use crate::engine::{Mode, SchemePreference, SessionState};
+use crate::otr::native::{InstanceTag, LocalIdentity};
+use rand::rngs::OsRng;
+use serde_json::{json, Value};
+
+const ROOM: &str = "Kd9fPq2WxYz7mN3aT";
+const A: &str = "aLiCe7yNSKqG3mZ2p";
+const B: &str = "BobX8dR4tWq2nJ5hE";
+
+fn setup() -> Option<NativeSetup> {
+    Some(NativeSetup {
+        identity: LocalIdentity::generate(&mut OsRng),
+        tag: InstanceTag::random(&mut OsRng),
+    })
+}
+
+fn session(me: &str, peer: &str, name: &str, native: Option<NativeSetup>) -> Session {
+    let ctx = RoomContext {
+        room_id: ROOM.into(),
+        my_uid: me.into(),
+        peer_uid: peer.into(),
+        peer_username: name.into(),
+    };
+    let policy = SessionPolicy {
+        auto_accept: true,
+        native,
+        ..SessionPolicy::default()
+    };
+    Session::new(ctx, policy)
+}
+
+fn run(s: &mut Session, input: Input) -> Vec<Output> {
+    s.handle(input, 1_000, &mut OsRng).expect("input accepted")
+}
+
+fn signals(out: &[Output]) -> Vec<(SignalKind, Value)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Signal { kind, payload } => Some((*kind, payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn the_signal(out: &[Output], kind: SignalKind) -> Value {
+    signals(out)
+        .into_iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("no {} in {out:?}", kind.as_str()))
+}
+
+fn alarms(out: &[Output]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(crate::engine::EventKind::Alarm { code, .. }) => Some(code.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice starts, Bob (auto-accept) answers; returns the outputs of each step.
+fn handshake(
+    alice: &mut Session,
+    bob: &mut Session,
+    tamper_ack: impl FnOnce(&mut Value),
+) -> (Vec<Output>, Vec<Output>) {
+    let start = run(
+        alice,
+        Input::Start {
+            scheme: SchemePreference::Auto,
+        },
+    );
+    let hs = the_signal(&start, SignalKind::Handshake);
+    let answered = run(
+        bob,
+        Input::Signal {
+            kind: SignalKind::Handshake,
+            payload: hs,
+        },
+    );
+    let mut ack = the_signal(&answered, SignalKind::Acknowledge);
+    tamper_ack(&mut ack);
+    let completed = run(
+        alice,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: ack,
+        },
+    );
+    (answered, completed)
+}
+
+#[test]
+fn two_otrd_daemons_establish_native_only_after_confirmation() {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", setup());
+    let (answered, completed) = handshake(&mut alice, &mut bob, |_| {});
+    // Bob answered natively but is not established before the confirm frame.
+    assert!(the_signal(&answered, SignalKind::Acknowledge)
+        .get("otrd")
+        .is_some());
+    assert_eq!(bob.state(), SessionState::Establishing);
+    assert_eq!(bob.mode(), None);
+    assert_eq!(alice.state(), SessionState::Established);
+    assert_eq!(alice.mode(), Some(Mode::Native));
+    let confirm = the_signal(&completed, SignalKind::Acknowledge);
+    assert!(confirm.get("publicKey").is_none());
+    run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: confirm,
+        },
+    );
+    assert_eq!(bob.state(), SessionState::Established);
+    assert_eq!(bob.mode(), Some(Mode::Native));
+    let (fa, sas_a) = alice.native_peer().expect("alice native");
+    let (_fb, sas_b) = bob.native_peer().expect("bob native");
+    assert_eq!(sas_a, sas_b);
+    assert_ne!(fa.to_hex(), "");
+
+    // A message each way through the ratchet.
+    let out = run(
+        &mut alice,
+        Input::Send {
+            text: "hello bob".into(),
+        },
+    );
+    let (id, msg) = out
+        .iter()
+        .find_map(|o| match o {
+            Output::SendMessage { id, msg } => Some((id.clone(), msg.clone())),
+            _ => None,
+        })
+        .expect("sent");
+    let message = json!({"_id": id, "rid": ROOM, "msg": msg, "t": "otr",
+        "u": {"_id": A, "username": "alice", "name": "alice"}});
+    let got = run(
+        &mut bob,
+        Input::RoomMessage {
+            message: message.clone(),
+        },
+    );
+    let text = got.iter().find_map(|o| match o {
+        Output::Event(crate::engine::EventKind::Message { text, .. }) => {
+            Some(text.expose().to_owned())
+        }
+        _ => None,
+    });
+    assert_eq!(text.as_deref(), Some("hello bob"));
+    // The same frame again is not shown twice.
+    let again = run(&mut bob, Input::RoomMessage { message });
+    assert!(!again
+        .iter()
+        .any(|o| matches!(o, Output::Event(crate::engine::EventKind::Message { .. }))));
+}
+
+#[test]
+fn a_tampered_acknowledge_raises_key_confirmation_failed_and_establishes_nothing() {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", setup());
+    let (_a, completed) = handshake(&mut alice, &mut bob, |ack| {
+        let swapped = crate::otr::legacy::EphemeralKeyPair::generate(&mut OsRng);
+        ack["publicKey"] = json!(swapped.public_jwk());
+    });
+    // The swapped stock key changes the transcript: confirmation fails, nothing is established.
+    assert_eq!(alice.state(), SessionState::Error);
+    assert!(alice.native_peer().is_none());
+    assert_eq!(
+        alarms(&completed),
+        vec!["key_confirmation_failed".to_owned()]
+    );
+    assert!(signals(&completed).is_empty(), "no confirm frame is sent");
+}
+
+#[test]
+fn a_tampered_otrd_answer_raises_the_alarm() {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", setup());
+    let (_a, completed) = handshake(&mut alice, &mut bob, |ack| {
+        ack["otrd"]["tag"] = json!("0000beef")
+    });
+    assert_eq!(
+        alarms(&completed),
+        vec!["key_confirmation_failed".to_owned()]
+    );
+    assert_eq!(alice.state(), SessionState::Error);
+    assert!(alice.native_peer().is_none());
+}
+
+#[test]
+fn a_tampered_confirm_frame_leaves_the_responder_without_a_session() {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", setup());
+    let (_a, completed) = handshake(&mut alice, &mut bob, |_| {});
+    let mut confirm = the_signal(&completed, SignalKind::Acknowledge);
+    confirm["otrd"]["confirm"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let out = run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: confirm,
+        },
+    );
+    assert_eq!(alarms(&out), vec!["key_confirmation_failed".to_owned()]);
+    assert_eq!(bob.state(), SessionState::Error);
+    assert_eq!(bob.mode(), None);
+}
+
+#[test]
+fn a_known_native_peer_answering_legacy_is_a_refused_downgrade() {
+    let mut alice = session(A, B, "bob", setup());
+    alice.policy.peer_known_native = true;
+    let mut bob = session(B, A, "alice", None); // the server stripped the offer, or a stock peer
+    let (answered, completed) = handshake(&mut alice, &mut bob, |_| {});
+    assert!(the_signal(&answered, SignalKind::Acknowledge)
+        .get("otrd")
+        .is_none());
+    assert_eq!(alarms(&completed), vec!["downgrade".to_owned()]);
+    assert_eq!(alice.state(), SessionState::Error);
+    assert!(signals(&completed)
+        .iter()
+        .any(|(k, _)| *k == SignalKind::End));
+    assert!(alice
+        .handle(Input::Send { text: "x".into() }, 1_000, &mut OsRng)
+        .is_err());
+}
+
+#[test]
+fn downgrade_policy_warn_accepts_legacy_with_an_alarm() {
+    let mut alice = session(A, B, "bob", setup());
+    alice.policy.peer_known_native = true;
+    alice.policy.refuse_downgrade = false;
+    let mut bob = session(B, A, "alice", None);
+    let (_a, completed) = handshake(&mut alice, &mut bob, |_| {});
+    assert_eq!(alarms(&completed), vec!["downgrade".to_owned()]);
+    assert_eq!(alice.state(), SessionState::Established);
+    assert_eq!(alice.mode(), Some(Mode::Legacy));
+}
+
+#[test]
+fn an_unknown_peer_answering_legacy_is_plain_legacy() {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", None);
+    let (_a, completed) = handshake(&mut alice, &mut bob, |_| {});
+    assert!(alarms(&completed).is_empty());
+    assert_eq!(alice.mode(), Some(Mode::Legacy));
+    assert_eq!(bob.mode(), Some(Mode::Legacy));
+}
+
+#[test]
+fn native_only_start_refuses_a_legacy_answer() {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", None);
+    let start = run(
+        &mut alice,
+        Input::Start {
+            scheme: SchemePreference::Native,
+        },
+    );
+    let hs = the_signal(&start, SignalKind::Handshake);
+    let answered = run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::Handshake,
+            payload: hs,
+        },
+    );
+    let ack = the_signal(&answered, SignalKind::Acknowledge);
+    run(
+        &mut alice,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: ack,
+        },
+    );
+    assert_eq!(alice.state(), SessionState::Error);
+    assert_ne!(alice.mode(), Some(Mode::Legacy));
+    let mut legacy_only = session(A, B, "bob", None);
+    let refused = legacy_only.handle(
+        Input::Start {
+            scheme: SchemePreference::Native,
+        },
+        1_000,
+        &mut OsRng,
+    );
+    assert_eq!(refused.err(), Some(SessionError::NativeUnavailable));
+}

@@ -1,0 +1,374 @@
+//! The client handle and its vocabulary. [`Client::spawn`] starts the one task that owns the
+//! websocket; the handle talks to it over a command channel and watches its login state. REST
+//! calls go straight from the handle (they need only the token).
+//!
+//! - `connection` — the task: reconnect loop, routing of results and stream events, heartbeat.
+//! - `handshake` — DDP connect, login (resume, then password), post-login probes.
+//! - `link` — one websocket: pongs, junk frames, size limit.
+//! - `login` — login params, digest, error classification, capability probe.
+//! - `rest` — REST with the login's headers; URL arithmetic.
+//! - `rooms` — DMs, users, presence.
+
+mod connection;
+mod handshake;
+mod link;
+mod login;
+mod rest;
+mod rooms;
+
+use super::backoff::BackoffPolicy;
+use super::capabilities::ServerCapabilities;
+use super::ddp::DdpError;
+use super::RcError;
+use crate::engine::ConnectionState;
+use crate::secure::SecretString;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use rooms::{DirectRoom, UserRef};
+
+/// How to log in.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Username and password; after the first login the server's resume token is used for
+    /// reconnects (falling back to the password if the token is refused).
+    Password {
+        /// Login name.
+        username: String,
+        /// The password (only its SHA-256 digest is sent).
+        password: SecretString,
+    },
+    /// A personal access token (or any resume token) and the user id it belongs to.
+    Token {
+        /// The user id.
+        user_id: String,
+        /// The token.
+        token: SecretString,
+    },
+}
+
+/// DDP heartbeat timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatPolicy {
+    /// Send our own ping after this long without any frame from the server.
+    pub idle: Duration,
+    /// Declare the connection dead when nothing arrives this long after our ping.
+    pub timeout: Duration,
+}
+
+impl Default for HeartbeatPolicy {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(25),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Everything [`Client::spawn`] needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `https://host` (DDP at `wss://host/websocket`) or `http://127.0.0.1:port` for tests.
+    pub server_url: String,
+    /// How to log in.
+    pub credentials: Credentials,
+    /// How long one method call (or one handshake step) may take.
+    pub method_timeout: Duration,
+    /// Largest websocket message accepted; bigger ones are refused and counted (the
+    /// connection is then re-established, since the stream cannot be resynchronised).
+    pub max_frame_bytes: usize,
+    /// Reconnect pacing.
+    pub backoff: BackoffPolicy,
+    /// Heartbeat timing.
+    pub heartbeat: HeartbeatPolicy,
+}
+
+impl ClientConfig {
+    /// Defaults: 20 s method timeout, 1 MiB frames, default backoff and heartbeat.
+    pub fn new(server_url: impl Into<String>, credentials: Credentials) -> Self {
+        Self {
+            server_url: server_url.into(),
+            credentials,
+            method_timeout: Duration::from_secs(20),
+            max_frame_bytes: 1024 * 1024,
+            backoff: BackoffPolicy::default(),
+            heartbeat: HeartbeatPolicy::default(),
+        }
+    }
+}
+
+/// Who we are logged in as, and what the server can do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInfo {
+    /// Our user id.
+    pub user_id: String,
+    /// Our username.
+    pub username: String,
+    /// The server's capabilities, probed at this login.
+    pub server: ServerCapabilities,
+}
+
+/// A subscription, stable across reconnects (also its DDP sub id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionId(pub String);
+
+/// What the connection task reports.
+#[derive(Debug, Clone)]
+pub enum ClientEvent {
+    /// Every connection state transition.
+    Connection {
+        /// New state.
+        state: ConnectionState,
+        /// Why, for people.
+        detail: String,
+    },
+    /// After every (re)login, once subscriptions were re-issued.
+    LoggedIn(SessionInfo),
+    /// Every `changed` frame on a `stream-*` collection.
+    Stream {
+        /// The stream (`stream-notify-user`, `stream-room-messages`, ...).
+        collection: String,
+        /// `fields.eventName`.
+        event_name: String,
+        /// `fields.args`.
+        args: Vec<Value>,
+    },
+    /// The server ended (or, after a reconnect, refused) a subscription that had been ready.
+    SubscriptionLost {
+        /// Which.
+        id: SubscriptionId,
+        /// Publication name.
+        name: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Counters for things the client survived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Websocket messages refused for exceeding `max_frame_bytes`.
+    pub oversized_frames: u64,
+    /// Frames that were not valid DDP (skipped).
+    pub malformed_frames: u64,
+    /// Successful logins (first one included).
+    pub logins: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    oversized: AtomicU64,
+    malformed: AtomicU64,
+    logins: AtomicU64,
+}
+
+/// What the task publishes about the link; callers wait on it.
+#[derive(Debug, Clone, Default)]
+struct LinkState {
+    session: Option<SessionInfo>,
+    auth_failed: Option<String>,
+    shut_down: bool,
+}
+
+/// REST credentials from the current login.
+#[derive(Debug, Clone)]
+struct RestAuth {
+    user_id: String,
+    token: SecretString,
+}
+
+/// Requests to the connection task; each carries its reply channel.
+enum Command {
+    Call {
+        method: String,
+        params: Vec<Value>,
+        reply: oneshot::Sender<Result<Option<Value>, RcError>>,
+    },
+    Subscribe {
+        id: SubscriptionId,
+        name: String,
+        params: Vec<Value>,
+        reply: oneshot::Sender<Result<(), RcError>>,
+    },
+    Unsubscribe(SubscriptionId),
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    state: watch::Receiver<LinkState>,
+    shutdown: watch::Sender<bool>,
+    auth: Arc<RwLock<Option<RestAuth>>>,
+    /// `None` only if the TLS backend could not be initialised (REST then fails with a
+    /// config error).
+    http: Option<reqwest::Client>,
+    base_url: String,
+    method_timeout: Duration,
+    next_sub: AtomicU64,
+    counters: Arc<Counters>,
+}
+
+/// A cloneable handle to the connection task.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.inner.base_url)
+            .finish()
+    }
+}
+
+/// Most retries of one rate-limited call before giving up with a timeout.
+const RATE_LIMIT_RETRIES: u32 = 20;
+
+impl Client {
+    /// Starts the connection task. Events arrive on the receiver; drop it only when done.
+    /// A `server_url` that is not http(s) ends the task at once with a `Disconnected` event
+    /// saying why; calls then fail with [`RcError::AuthFailed`] carrying that reason.
+    pub fn spawn(cfg: ClientConfig) -> (Client, mpsc::Receiver<ClientEvent>) {
+        connection::spawn(cfg)
+    }
+
+    /// Calls a DDP method. Waits (up to the method timeout) until logged in; retries
+    /// `too-many-requests` after `details.timeToReset`; fails with [`RcError::NotConnected`] if
+    /// the connection drops meanwhile (the caller decides whether to retry).
+    pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Option<Value>, RcError> {
+        let mut attempts = 0;
+        loop {
+            self.wait_logged_in(method).await?;
+            let (reply, rx) = oneshot::channel();
+            let cmd = Command::Call {
+                method: method.to_owned(),
+                params: params.clone(),
+                reply,
+            };
+            self.inner
+                .commands
+                .send(cmd)
+                .await
+                .map_err(|_| RcError::Shutdown)?;
+            let outcome = tokio::time::timeout(self.inner.method_timeout, rx)
+                .await
+                .map_err(|_| RcError::Timeout {
+                    method: method.to_owned(),
+                })?
+                .map_err(|_| RcError::NotConnected)?;
+            match outcome {
+                Err(RcError::Method { error, .. }) if error.is_rate_limited() => {
+                    attempts += 1;
+                    if attempts > RATE_LIMIT_RETRIES {
+                        return Err(RcError::Timeout {
+                            method: method.to_owned(),
+                        });
+                    }
+                    let wait = rate_limit_wait(&error);
+                    tracing::debug!(
+                        method,
+                        wait_ms = wait.as_millis() as u64,
+                        "rate limited; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Subscribes; the subscription is re-issued after every reconnect until
+    /// [`Client::unsubscribe`]. Fails with [`RcError::NoSub`] if the server refuses it.
+    pub async fn subscribe(
+        &self,
+        name: &str,
+        params: Vec<Value>,
+    ) -> Result<SubscriptionId, RcError> {
+        self.wait_logged_in(name).await?;
+        let n = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
+        let id = SubscriptionId(format!("sub-{n}"));
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Subscribe {
+            id: id.clone(),
+            name: name.to_owned(),
+            params,
+            reply,
+        };
+        self.inner
+            .commands
+            .send(cmd)
+            .await
+            .map_err(|_| RcError::Shutdown)?;
+        match tokio::time::timeout(self.inner.method_timeout, rx).await {
+            Ok(Ok(Ok(()))) => Ok(id),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(RcError::Shutdown),
+            Err(_) => {
+                // Do not leave a half-made subscription to be re-issued forever.
+                self.unsubscribe(id).await;
+                Err(RcError::Timeout {
+                    method: name.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// Ends a subscription and forgets it.
+    pub async fn unsubscribe(&self, id: SubscriptionId) {
+        // A closed channel means the task is gone, and the subscription with it.
+        let _ = self.inner.commands.send(Command::Unsubscribe(id)).await;
+    }
+
+    /// The current login, if logged in right now.
+    pub fn session(&self) -> Option<SessionInfo> {
+        self.inner.state.borrow().session.clone()
+    }
+
+    /// Counters of refused and malformed frames and logins.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        ClientStats {
+            oversized_frames: c.oversized.load(Ordering::Relaxed),
+            malformed_frames: c.malformed.load(Ordering::Relaxed),
+            logins: c.logins.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the connection task and waits (briefly) for it to finish.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let mut state = self.inner.state.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| s.shut_down)).await;
+    }
+
+    async fn wait_logged_in(&self, what: &str) -> Result<(), RcError> {
+        let mut state = self.inner.state.clone();
+        let ready =
+            state.wait_for(|s| s.session.is_some() || s.auth_failed.is_some() || s.shut_down);
+        let s = match tokio::time::timeout(self.inner.method_timeout, ready).await {
+            Err(_) => {
+                return Err(RcError::Timeout {
+                    method: what.to_owned(),
+                })
+            }
+            Ok(Err(_)) => return Err(RcError::Shutdown),
+            Ok(Ok(s)) => s.clone(),
+        };
+        if let Some(why) = s.auth_failed {
+            return Err(RcError::AuthFailed(why));
+        }
+        if s.shut_down {
+            return Err(RcError::Shutdown);
+        }
+        Ok(())
+    }
+}
+
+/// How long to wait before retrying a rate-limited call: `timeToReset`, bounded.
+fn rate_limit_wait(error: &DdpError) -> Duration {
+    let ms = error.time_to_reset_ms().unwrap_or(1000).clamp(50, 60_000);
+    Duration::from_millis(ms)
+}

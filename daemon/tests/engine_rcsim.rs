@@ -1,0 +1,92 @@
+//! The engine end to end against rcsim, in-process: two engines (two users) start, accept, chat,
+//! refresh and end OTR through the simulated server — and the server never sees a plaintext.
+
+use otrd::config::{AccountConfig, Config, ServerConfig};
+use otrd::engine::{self, Direction, EngineConfig, EngineHandle, EventKind, PeerRef, SchemePreference, SessionState};
+use otrd::rocketchat::Credentials;
+use otrd::secure::SecretString;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn account(url: &str, user: &str, password: &str, auto_accept: bool) -> EngineConfig {
+    let mut config = Config {
+        server: ServerConfig { url: url.to_owned() },
+        account: AccountConfig { username: user.to_owned(), ..AccountConfig::default() },
+        ..Config::default()
+    };
+    config.policy.auto_accept = auto_accept;
+    EngineConfig {
+        config,
+        credentials: Some(Credentials::Password { username: user.into(), password: SecretString::from(password) }),
+    }
+}
+
+async fn wait_event(
+    rx: &mut broadcast::Receiver<engine::Event>,
+    mut pred: impl FnMut(&EventKind) -> bool,
+) -> EventKind {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) if pred(&e.kind) => return e.kind,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => panic!("event stream failed: {e}"),
+            Err(_) => panic!("no matching event within {WAIT:?}"),
+        }
+    }
+}
+
+async fn connected(h: &EngineHandle) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = h.status().await.expect("status");
+        if s.connection == engine::ConnectionState::Connected && !h.list_rooms().await.unwrap_or_default().is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not connected: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintext() {
+    let sim = rcsim::start(rcsim::SimConfig::demo(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = sim.http_url();
+    let (me, _t1) = engine::spawn(account(&url, "me", "demo", false));
+    let (echo, _t2) = engine::spawn(account(&url, "echo", "echo", false));
+    connected(&me).await;
+    connected(&echo).await;
+    let (_, mut me_ev) = me.watch(false).await.unwrap();
+    let (_, mut echo_ev) = echo.watch(false).await.unwrap();
+
+    let info = me.start(PeerRef::Username("echo".into()), SchemePreference::Legacy).await.unwrap();
+    assert_eq!(info.state, SessionState::Establishing);
+    wait_event(&mut echo_ev, |k| matches!(k, EventKind::Invitation { peer, .. } if peer == "me")).await;
+    echo.accept(PeerRef::Username("me".into())).await.unwrap();
+    wait_event(&mut me_ev, |k| matches!(k, EventKind::State { state: SessionState::Established, .. })).await;
+
+    let secret = "the eagle lands at midnight ✓";
+    let sent = me.send(PeerRef::Username("echo".into()), SecretString::from(secret)).await.unwrap();
+    let got = wait_event(&mut echo_ev, |k| matches!(k, EventKind::Message { direction: Direction::In, .. })).await;
+    let EventKind::Message { text, id, .. } = got else { unreachable!() };
+    assert_eq!(text.expose(), secret);
+    assert_eq!(id, sent.id);
+    wait_event(&mut me_ev, |k| matches!(k, EventKind::Delivered { id, .. } if *id == sent.id)).await;
+
+    me.end(PeerRef::Username("echo".into())).await.unwrap();
+    wait_event(&mut echo_ev, |k| matches!(k, EventKind::State { state: SessionState::Ended, .. } | EventKind::State { state: SessionState::NotStarted, .. })).await;
+    let err = me.send(PeerRef::Username("echo".into()), SecretString::from("after end")).await.unwrap_err();
+    assert!(matches!(err, engine::EngineError::FailedPrecondition(_)), "{err:?}");
+
+    let audit = sim.audit();
+    assert!(!audit.contains("eagle lands"), "plaintext reached the server");
+    assert!(!audit.contains("after end"));
+    // The only stored trace is the stock client's own system message (`user_joined_otr`, which
+    // carries nothing but the username); no OTR message is ever stored.
+    for stored in audit.stored_messages() {
+        let t = stored.get("t").and_then(|t| t.as_str()).unwrap_or("");
+        assert!(t.ends_with("_otr") && t != "otr", "stored: {stored}");
+    }
+}
