@@ -292,7 +292,8 @@ fn scripted_engine() -> (
             let unsupported = || EngineError::Unimplemented("scripted".into());
             match cmd {
                 Command::Watch { reply, .. } => {
-                    if reply.send((Vec::new(), sender.subscribe())).is_ok() {
+                    let subscribed = reply.send((Vec::new(), sender.subscribe())).is_ok();
+                    if subscribed {
                         let _ = attached_tx.send(());
                     }
                 }
