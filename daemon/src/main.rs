@@ -22,6 +22,12 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     otrd::daemon::init_tracing();
+    // Before any secret exists and before other threads start: no core dumps, no ptrace by
+    // other processes of the same user.
+    let hardening = otrd::secure::harden_process();
+    if !hardening.is_complete() {
+        eprintln!("otrd: warning: process hardening incomplete (see the log)");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

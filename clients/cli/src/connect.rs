@@ -1,7 +1,7 @@
 //! The gRPC channel to otrd over its Unix socket.
 //!
 //! The socket path follows the daemon's rule: `--socket`, else `$OTRD_SOCKET`, else
-//! `$XDG_RUNTIME_DIR/otrd/otrd.sock` (otrd's `config::paths` owns the same rule for the daemon).
+//! `$XDG_RUNTIME_DIR/otrd/otrd.sock`, else `$TMPDIR/otrd-<uid>/otrd.sock` (otrd's `config::paths` owns the same rule for the daemon).
 
 use crate::error::CliError;
 use hyper_util::rt::TokioIo;
@@ -19,7 +19,10 @@ pub fn socket_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => Ok(PathBuf::from(dir).join("otrd").join("otrd.sock")),
-        None => Err(CliError::NoSocketPath),
+        // Same per-user fallback as the daemon (`config::paths::fallback_socket`).
+        None => Ok(std::env::temp_dir()
+            .join(format!("otrd-{}", rustix::process::geteuid().as_raw()))
+            .join("otrd.sock")),
     }
 }
 

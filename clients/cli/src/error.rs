@@ -32,9 +32,6 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
-    /// No socket path could be worked out.
-    #[error("XDG_RUNTIME_DIR is not set, so otrd's socket cannot be found; pass --socket PATH or set OTRD_SOCKET")]
-    NoSocketPath,
     /// The daemon answered with an error.
     #[error("{}", describe(.0))]
     Status(#[from] tonic::Status),

@@ -1,9 +1,11 @@
 //! Every path the daemon uses, in one place, and how its private directories are made.
 //!
 //! - config file: `--config`, else `$XDG_CONFIG_HOME/otrd/config.toml`;
-//! - socket: `--socket`, else `$OTRD_SOCKET`, else `$XDG_RUNTIME_DIR/otrd/otrd.sock`. There is
-//!   deliberately no fallback to a fixed path under `/tmp`: without `XDG_RUNTIME_DIR` the user must
-//!   say where the socket goes;
+//! - socket: `--socket`, else `$OTRD_SOCKET`, else `$XDG_RUNTIME_DIR/otrd/otrd.sock`, else (no
+//!   runtime directory, as in containers and ssh sessions without logind)
+//!   `$TMPDIR/otrd-<uid>/otrd.sock` — a per-user directory that, like every private directory
+//!   here, is created 0700 and refused if it is a symlink, someone else's, or open to others
+//!   (the way tmux and ssh-agent do it), so another local user cannot pre-create or hijack it;
 //! - state (identity key, trust store): `$XDG_DATA_HOME/otrd/`.
 //!
 //! Private directories are created with mode 0700 at creation (never chmod'ed afterwards) and then
@@ -23,12 +25,6 @@ pub enum PathError {
     /// No home directory, so no XDG base directories.
     #[error("cannot find the home directory to derive the XDG directories from")]
     NoHome,
-    /// `XDG_RUNTIME_DIR` is unset and no socket was given.
-    #[error(
-        "XDG_RUNTIME_DIR is not set, so there is no default socket path; pass --socket PATH or set \
-         OTRD_SOCKET (in a directory only you can access)"
-    )]
-    NoRuntimeDir,
     /// The socket path has no parent directory.
     #[error("the socket path {0} has no parent directory")]
     NoParent(PathBuf),
@@ -89,8 +85,14 @@ pub fn socket_path_from(
     }
     match runtime_dir.filter(non_empty) {
         Some(dir) => Ok(dir.join("otrd").join("otrd.sock")),
-        None => Err(PathError::NoRuntimeDir),
+        None => Ok(fallback_socket(rustix::process::geteuid().as_raw())),
     }
+}
+
+/// The socket path when there is no `XDG_RUNTIME_DIR`: `$TMPDIR/otrd-<uid>/otrd.sock`. otrctl
+/// follows the same rule.
+pub fn fallback_socket(uid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("otrd-{uid}")).join("otrd.sock")
 }
 
 /// Creates `dir` (and missing parents) with mode 0700, then checks that it is a real directory
@@ -158,10 +160,11 @@ mod tests {
     }
 
     #[test]
-    fn no_runtime_dir_is_an_error_not_tmp() {
-        let err = socket_path_from(None, None, p("")).expect_err("no default");
-        assert!(matches!(err, PathError::NoRuntimeDir));
-        assert!(err.to_string().contains("--socket"));
+    fn no_runtime_dir_falls_back_to_a_per_user_directory() {
+        let uid = rustix::process::geteuid().as_raw();
+        let path = socket_path_from(None, None, p("")).expect("fallback");
+        assert_eq!(path, fallback_socket(uid));
+        assert!(path.parent().is_some_and(|d| d.ends_with(format!("otrd-{uid}"))));
     }
 
     #[test]

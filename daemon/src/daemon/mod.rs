@@ -7,6 +7,7 @@
 //! the socket file we bound.
 
 mod credentials;
+mod lock;
 mod logging;
 mod notify;
 mod signals;
@@ -83,15 +84,19 @@ pub async fn run_until(opts: Options, shutdown: impl Future<Output = ()>) -> any
         tracing::info!(config = %config_path.display(), server = %config.server.url, "config loaded");
         let socket = ServerSocket::open(opts.socket.as_deref())?;
         let credentials = credentials::obtain(&config, &config_path).await?;
+        let state_dir = paths::state_dir()?;
         let engine_config = EngineConfig {
             config,
             credentials: Some(credentials),
+            state_dir: Some(state_dir),
         };
         (engine_config, None, socket)
     };
     let (listener, socket_file) = socket.into_parts();
 
+    let lock_on_screen_lock = engine_config.config.security.lock_on_screen_lock;
     let (engine, engine_task) = engine::spawn(engine_config);
+    let _lock_watch = lock::start(lock_on_screen_lock, engine.clone()).await;
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let mut server = tokio::spawn(api::serve(listener, engine.clone(), async move {
         // A dropped sender also means stop.
