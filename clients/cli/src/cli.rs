@@ -93,6 +93,13 @@ pub enum Command {
         /// The fingerprint you compared over another channel.
         fingerprint: Option<String>,
     },
+    /// Bridge JSON lines on stdin/stdout to the API, for editors and scripts.
+    ///
+    /// Each input line `{"id":1,"method":"StartSession","params":{"peer":{"username":"bob"}}}`
+    /// gets one line `{"id":1,"result":{…}}` or `{"id":1,"error":{"code":"…","message":"…"}}`;
+    /// `{"id":2,"method":"WatchEvents"}` adds `{"event":{…}}` lines. Field names follow the
+    /// proto3 JSON mapping. Ends at end of input.
+    Rpc,
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

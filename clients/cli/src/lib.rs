@@ -5,6 +5,7 @@
 //! - [`run`] — carries out one command;
 //! - [`render`] — human and `--json` output of answers;
 //! - [`events`] — `watch` events as the contract's JSON objects and as human lines;
+//! - [`rpc`] — `otrctl rpc`, the JSON-lines bridge for editors and scripts;
 //! - [`names`] — the contract's lowercase names of the API's enums;
 //! - [`error`] — what went wrong, and the exit status it means.
 #![warn(missing_docs)]
@@ -15,4 +16,5 @@ pub mod error;
 pub mod events;
 pub mod names;
 pub mod render;
+pub mod rpc;
 pub mod run;

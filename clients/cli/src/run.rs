@@ -60,6 +60,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         _ => None,
     };
     let path = connect::socket_path(cli.socket.as_deref())?;
+    if let Command::Rpc = cli.command {
+        return crate::rpc::run(&path).await;
+    }
     let mut client = connect::connect(&path).await?;
 
     match cli.command {
@@ -221,7 +224,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 format!("{user} is now verified\n{}", render::fingerprint_text(&f))
             })
         }
-        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Completions { .. } | Command::Man | Command::Rpc => Ok(()),
     }
 }
 

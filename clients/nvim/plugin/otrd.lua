@@ -1,0 +1,85 @@
+-- :Otr* commands of the otrd plugin. Loading this file starts nothing: the `otrctl rpc` bridge
+-- starts with the first command that needs the daemon.
+
+if vim.g.loaded_otrd then
+  return
+end
+vim.g.loaded_otrd = true
+
+local function otrd()
+  return require('otrd')
+end
+
+local function complete(arglead)
+  return otrd().complete(arglead)
+end
+
+local function command(name, fn, opts)
+  opts.complete = opts.complete or complete
+  vim.api.nvim_create_user_command(name, fn, opts)
+end
+
+local function need_peer(args, what)
+  local peer = otrd().peer_or_current(args.fargs[1])
+  if not peer then
+    vim.notify('otrd: ' .. what .. ' needs a user (or run it in a chat buffer)', vim.log.levels.ERROR)
+  end
+  return peer
+end
+
+command('OtrStart', function(args)
+  otrd().start(args.fargs[1], args.fargs[2])
+end, {
+  nargs = '+',
+  desc = 'Start an OTR session: {user} [legacy|native]',
+})
+
+command('OtrAccept', function(args)
+  otrd().accept(args.fargs[1])
+end, { nargs = '?', desc = 'Accept the invitation of [user] (default: the last inviter)' })
+
+command('OtrDecline', function(args)
+  otrd().decline(args.fargs[1])
+end, { nargs = '?', desc = 'Decline the invitation of [user] (default: the last inviter)' })
+
+command('OtrRefresh', function(args)
+  local peer = need_peer(args, ':OtrRefresh')
+  if peer then
+    otrd().refresh(peer)
+  end
+end, { nargs = '?', desc = 'Replace the keys of the session with {user}' })
+
+command('OtrEnd', function(args)
+  local peer = need_peer(args, ':OtrEnd')
+  if peer then
+    otrd().end_session(peer)
+  end
+end, { nargs = '?', desc = 'End the session with {user}; its chat buffer is wiped' })
+
+command('OtrLock', function()
+  otrd().lock()
+end, { nargs = 0, desc = 'End every session and wipe every chat buffer' })
+
+command('OtrFingerprint', function(args)
+  otrd().fingerprint(args.fargs[1])
+end, { nargs = '?', desc = "Show your fingerprint, and [user]'s with trust and SAS" })
+
+command('OtrTrust', function(args)
+  local peer = need_peer(args, ':OtrTrust')
+  if peer then
+    otrd().trust(peer, args.fargs[2])
+  end
+end, { nargs = '+', desc = "Mark {user}'s identity as verified [fingerprint]" })
+
+command('OtrChat', function(args)
+  otrd().open(args.fargs[1])
+end, { nargs = 1, desc = 'Open the chat buffer with {user}' })
+
+vim.api.nvim_create_autocmd('VimLeavePre', {
+  group = vim.api.nvim_create_augroup('otrd', { clear = true }),
+  callback = function()
+    if package.loaded['otrd'] then
+      require('otrd').stop()
+    end
+  end,
+})
