@@ -63,8 +63,11 @@ where
             ReadLine::Eof => break,
             ReadLine::TooLong => {
                 let msg = format!("request line longer than {MAX_LINE} bytes; skipped");
-                send(&out, protocol::error(&serde_json::Value::Null, Code::InvalidArgument, &msg))
-                    .await;
+                send(
+                    &out,
+                    protocol::error(&serde_json::Value::Null, Code::InvalidArgument, &msg),
+                )
+                .await;
                 continue;
             }
             ReadLine::Line(line) => line,
@@ -136,12 +139,7 @@ async fn call_unary(
 /// `previous` (the watch this one replaces) is stopped only once the new stream is attached, so
 /// a client re-attaching for scrollback may see an event twice (same `seq`) but never misses one;
 /// if the new stream cannot be opened the previous one keeps running.
-async fn stream(
-    channel: Channel,
-    call: Call,
-    out: mpsc::Sender<Line>,
-    previous: Option<Watch>,
-) {
+async fn stream(channel: Channel, call: Call, out: mpsc::Sender<Line>, previous: Option<Watch>) {
     let opened = async {
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready()

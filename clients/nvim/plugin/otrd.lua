@@ -15,7 +15,9 @@ local function complete(arglead)
 end
 
 local function command(name, fn, opts)
-  opts.complete = opts.complete or complete
+  if opts.nargs ~= 0 then
+    opts.complete = opts.complete or complete
+  end
   vim.api.nvim_create_user_command(name, fn, opts)
 end
 

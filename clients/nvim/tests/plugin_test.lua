@@ -11,9 +11,20 @@ local function log(msg)
   io.stderr:write('plugin_test: ' .. msg .. '\n')
 end
 
--- Keep notifications visible in the test output.
+-- Keep notifications visible in the test output, and for checks.
+local notes = {}
 vim.notify = function(msg, level)
+  table.insert(notes, tostring(msg))
   log('notify[' .. tostring(level) .. ']: ' .. tostring(msg))
+end
+
+local function notified(text)
+  for _, n in ipairs(notes) do
+    if n:find(text, 1, true) then
+      return true
+    end
+  end
+  return false
 end
 
 local function wait_for(what, cond)
@@ -105,6 +116,10 @@ local function run()
   wait_for('the chat buffer to be wiped by the lock', function()
     return not vim.api.nvim_buf_is_valid(buf2)
   end)
+  wait_for('the lock to be confirmed', function()
+    return notified('locked: ended 1 session(s)')
+  end)
+  assert(otrd.statusline() == '', 'sessions left after the lock: ' .. otrd.statusline())
   log('ok')
 end
 

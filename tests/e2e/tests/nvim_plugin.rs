@@ -47,18 +47,25 @@ async fn wait_connected(daemon: &Daemon) {
 #[tokio::test]
 async fn plugin_chats_with_echo_and_wipes_buffers() {
     let Some(nvim) = find_on_path("nvim") else {
-        eprintln!("SKIPPED: nvim is not installed (apt-get install neovim); the plugin is untested");
+        eprintln!(
+            "SKIPPED: nvim is not installed (apt-get install neovim); the plugin is untested"
+        );
         return;
     };
-    let daemon = Daemon::start_with_args(&config_for("http://127.0.0.1:9", "me", "x", ""), &["--demo"])
-        .await
-        .expect("otrd --demo starts");
+    let daemon = Daemon::start_with_args(
+        &config_for("http://127.0.0.1:9", "me", "x", ""),
+        &["--demo"],
+    )
+    .await
+    .expect("otrd --demo starts");
     wait_connected(&daemon).await;
 
     let otrctl = bin_path("otrctl").expect("otrctl built");
     let bin_dir = otrctl.parent().expect("otrctl has a directory");
     let mut path = vec![bin_dir.to_path_buf()];
-    path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     let path = std::env::join_paths(path).expect("PATH joins");
 
     let root = repo_root();
@@ -95,5 +102,8 @@ async fn plugin_chats_with_echo_and_wipes_buffers() {
         String::from_utf8_lossy(&out.stdout),
         daemon.log()
     );
-    assert!(stderr.contains("plugin_test: ok"), "the script did not finish:\n{stderr}");
+    assert!(
+        stderr.contains("plugin_test: ok"),
+        "the script did not finish:\n{stderr}"
+    );
 }

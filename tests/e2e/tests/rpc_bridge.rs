@@ -88,10 +88,7 @@ impl Bridge {
     async fn call(&mut self, id: u64, method: &str, params: Value) -> Value {
         self.send(json!(id), method, params).await;
         let answer = self.answer(&json!(id)).await;
-        assert!(
-            answer.get("error").is_none(),
-            "{method} failed: {answer}"
-        );
+        assert!(answer.get("error").is_none(), "{method} failed: {answer}");
         answer["result"].clone()
     }
 
@@ -150,9 +147,12 @@ fn echo() -> Value {
 }
 
 async fn demo_daemon() -> Daemon {
-    Daemon::start_with_args(&config_for("http://127.0.0.1:9", "me", "x", ""), &["--demo"])
-        .await
-        .expect("otrd --demo starts")
+    Daemon::start_with_args(
+        &config_for("http://127.0.0.1:9", "me", "x", ""),
+        &["--demo"],
+    )
+    .await
+    .expect("otrd --demo starts")
 }
 
 /// Polls GetStatus through the bridge until the demo account is logged in.
@@ -166,7 +166,10 @@ async fn wait_connected(bridge: &mut Bridge) {
             assert_eq!(status["apiVersion"], 1, "{status}");
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never connected: {status}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never connected: {status}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -202,7 +205,11 @@ async fn every_rpc_through_a_real_daemon() {
     );
 
     let sent = b
-        .call(5, "SendMessage", json!({"peer": {"username": "echo"}, "text": "hi over json"}))
+        .call(
+            5,
+            "SendMessage",
+            json!({"peer": {"username": "echo"}, "text": "hi over json"}),
+        )
         .await;
     let id = sent["id"].as_str().expect("message id").to_owned();
     assert!(!id.is_empty());
@@ -210,7 +217,8 @@ async fn every_rpc_through_a_real_daemon() {
         e["message"]["id"] == id.as_str() && e["message"]["direction"] == "DIRECTION_OUT"
     })
     .await;
-    b.event("delivered", |e| e["delivered"]["id"] == id.as_str()).await;
+    b.event("delivered", |e| e["delivered"]["id"] == id.as_str())
+        .await;
     b.event("the reply", |e| {
         e["message"]["direction"] == "DIRECTION_IN" && e["message"]["text"] == "echo: hi over json"
     })
@@ -220,15 +228,26 @@ async fn every_rpc_through_a_real_daemon() {
     assert_eq!(refreshed["session"]["peer"], "echo", "{refreshed}");
 
     let own = b.call(7, "GetFingerprint", json!({})).await;
-    assert!(own["ownFingerprint"].as_str().is_some_and(|f| !f.is_empty()), "{own}");
+    assert!(
+        own["ownFingerprint"]
+            .as_str()
+            .is_some_and(|f| !f.is_empty()),
+        "{own}"
+    );
     let theirs = b.call(8, "GetFingerprint", echo()).await;
     assert_eq!(theirs["peer"], "echo", "{theirs}");
     let trusted = b.call(9, "TrustPeer", echo()).await;
     assert_eq!(trusted["trust"], "TRUST_VERIFIED", "{trusted}");
 
     // No invitation is pending from echo: the daemon refuses, and the code comes through.
-    assert_eq!(b.call_err(10, "AcceptSession", echo()).await, "FAILED_PRECONDITION");
-    assert_eq!(b.call_err(11, "DeclineSession", echo()).await, "FAILED_PRECONDITION");
+    assert_eq!(
+        b.call_err(10, "AcceptSession", echo()).await,
+        "FAILED_PRECONDITION"
+    );
+    assert_eq!(
+        b.call_err(11, "DeclineSession", echo()).await,
+        "FAILED_PRECONDITION"
+    );
 
     let ended = b.call(12, "EndSession", echo()).await;
     assert_eq!(ended["session"]["peer"], "echo", "{ended}");
@@ -251,21 +270,36 @@ async fn malformed_lines_get_error_lines_and_the_bridge_goes_on() {
     let daemon = demo_daemon().await;
     let mut b = Bridge::spawn(&daemon.socket);
     let null = Value::Null;
-    for bad in ["this is not json", "[1,2,3]", "{\"method\":42}", "\"GetStatus\""] {
+    for bad in [
+        "this is not json",
+        "[1,2,3]",
+        "{\"method\":42}",
+        "\"GetStatus\"",
+    ] {
         b.write_raw(bad).await;
         let answer = b.answer(&null).await;
-        assert_eq!(answer["error"]["code"], "INVALID_ARGUMENT", "{bad}: {answer}");
+        assert_eq!(
+            answer["error"]["code"], "INVALID_ARGUMENT",
+            "{bad}: {answer}"
+        );
     }
     b.write_raw("").await; // blank lines are ignored, not answered
-    assert_eq!(b.call_err(1, "NoSuchMethod", json!({})).await, "UNIMPLEMENTED");
+    assert_eq!(
+        b.call_err(1, "NoSuchMethod", json!({})).await,
+        "UNIMPLEMENTED"
+    );
     assert_eq!(
         b.call_err(2, "SendMessage", json!({"peer": "echo", "text": "x"}))
             .await,
         "INVALID_ARGUMENT"
     );
     assert_eq!(
-        b.call_err(3, "StartSession", json!({"peer": {"username": "echo"}, "scheme": "SCHEME_BOGUS"}))
-            .await,
+        b.call_err(
+            3,
+            "StartSession",
+            json!({"peer": {"username": "echo"}, "scheme": "SCHEME_BOGUS"})
+        )
+        .await,
         "INVALID_ARGUMENT"
     );
     // String ids are echoed as given.
@@ -274,8 +308,12 @@ async fn malformed_lines_get_error_lines_and_the_bridge_goes_on() {
     assert_eq!(answer["result"]["apiVersion"], 1, "{answer}");
     // A request the daemon refuses (no session with echo): an error with the gRPC code name.
     assert_eq!(
-        b.call_err(4, "SendMessage", json!({"peer": {"username": "echo"}, "text": "x"}))
-            .await,
+        b.call_err(
+            4,
+            "SendMessage",
+            json!({"peer": {"username": "echo"}, "text": "x"})
+        )
+        .await,
         "FAILED_PRECONDITION"
     );
     let (status, _) = b.finish().await;
@@ -303,10 +341,16 @@ async fn events_interleave_with_answers_and_a_new_watch_replays_scrollback() {
     // Not watching yet: answers only.
     b.call(1, "StartSession", echo()).await;
     b.call(2, "WatchEvents", json!({})).await;
-    b.event("established", |e| e["state"]["state"] == "SESSION_STATE_ESTABLISHED")
-        .await;
-    b.call(3, "SendMessage", json!({"peer": {"username": "echo"}, "text": "one"}))
-        .await;
+    b.event("established", |e| {
+        e["state"]["state"] == "SESSION_STATE_ESTABLISHED"
+    })
+    .await;
+    b.call(
+        3,
+        "SendMessage",
+        json!({"peer": {"username": "echo"}, "text": "one"}),
+    )
+    .await;
     let reply = b
         .event("the reply", |e| e["message"]["text"] == "echo: one")
         .await;
@@ -407,12 +451,18 @@ async fn a_slow_call_does_not_hold_up_the_next() {
         .await
         .expect("write");
     let first = next_line(&mut lines).await;
-    assert_eq!(first["id"], 2, "SendMessage answered while StartSession waits: {first}");
+    assert_eq!(
+        first["id"], 2,
+        "SendMessage answered while StartSession waits: {first}"
+    );
     assert_eq!(first["result"]["id"], "m1");
     release.send(()).expect("StartSession still waiting");
     let second = next_line(&mut lines).await;
     assert_eq!(second["id"], 1, "{second}");
-    assert_eq!(second["result"]["session"]["state"], "SESSION_STATE_ESTABLISHING");
+    assert_eq!(
+        second["result"]["session"]["state"],
+        "SESSION_STATE_ESTABLISHING"
+    );
 
     drop(to_bridge);
     tokio::time::timeout(WAIT, bridge)

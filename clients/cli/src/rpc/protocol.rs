@@ -103,8 +103,18 @@ impl Api {
         };
         let name = match fields.remove("method") {
             Some(Value::String(name)) => name,
-            Some(_) => return Err(reject(Code::InvalidArgument, "`method` must be a string".into())),
-            None => return Err(reject(Code::InvalidArgument, "the request has no `method`".into())),
+            Some(_) => {
+                return Err(reject(
+                    Code::InvalidArgument,
+                    "`method` must be a string".into(),
+                ))
+            }
+            None => {
+                return Err(reject(
+                    Code::InvalidArgument,
+                    "the request has no `method`".into(),
+                ))
+            }
         };
         let method = self
             .service
@@ -122,7 +132,12 @@ impl Api {
         let params = match fields.remove("params") {
             None | Some(Value::Null) => Value::Object(Default::default()),
             Some(p @ Value::Object(_)) => p,
-            Some(_) => return Err(reject(Code::InvalidArgument, "`params` must be an object".into())),
+            Some(_) => {
+                return Err(reject(
+                    Code::InvalidArgument,
+                    "`params` must be an object".into(),
+                ))
+            }
         };
         if let Some(extra) = fields.keys().next() {
             return Err(reject(
@@ -302,18 +317,35 @@ mod tests {
             (b"not json", Value::Null, Code::InvalidArgument),
             (b"[1,2]", Value::Null, Code::InvalidArgument),
             (br#"{"id":1}"#, json!(1), Code::InvalidArgument),
-            (br#"{"id":2,"method":"Nope"}"#, json!(2), Code::Unimplemented),
-            (br#"{"id":3,"method":"GetStatus","params":[]}"#, json!(3), Code::InvalidArgument),
+            (
+                br#"{"id":2,"method":"Nope"}"#,
+                json!(2),
+                Code::Unimplemented,
+            ),
+            (
+                br#"{"id":3,"method":"GetStatus","params":[]}"#,
+                json!(3),
+                Code::InvalidArgument,
+            ),
             (
                 br#"{"id":4,"method":"SendMessage","params":{"txt":"x"}}"#,
                 json!(4),
                 Code::InvalidArgument,
             ),
-            (br#"{"id":5,"method":"GetStatus","extra":1}"#, json!(5), Code::InvalidArgument),
+            (
+                br#"{"id":5,"method":"GetStatus","extra":1}"#,
+                json!(5),
+                Code::InvalidArgument,
+            ),
         ];
         for (line, id, code) in cases {
             let r = api().parse(line).expect_err("rejected");
-            assert_eq!((r.id, r.code), (id, code), "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                (r.id, r.code),
+                (id, code),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
             let out = text(&rejected(&api().parse(line).expect_err("rejected")));
             assert_eq!(out["error"]["code"], code_name(code));
         }

@@ -32,6 +32,7 @@ M.last_inviter = nil
 M.connection = nil
 
 local accept_mapped = false
+local stopping = false -- the editor is exiting: the bridge's end is expected, not news
 
 local function notify(msg, level)
   vim.notify('otrd: ' .. msg, level or vim.log.levels.INFO)
@@ -217,7 +218,7 @@ local function on_exit(code, reason)
   M.last_inviter = nil
   unmap_accept()
   redraw()
-  if code ~= 0 then
+  if code ~= 0 and not stopping then
     notify('the otrctl rpc bridge stopped: ' .. reason, vim.log.levels.ERROR)
   end
 end
@@ -248,6 +249,7 @@ ensure = function()
   if bridge.running() then
     return true
   end
+  stopping = false
   local ok, err = bridge.start(bridge_cmd(), {
     on_event = on_event,
     on_exit = on_exit,
@@ -281,6 +283,9 @@ local function call(method, params, on_ok)
   end
   bridge.request(method, params, function(err, result)
     if err then
+      if stopping then
+        return
+      end
       notify(string.format('%s: %s (%s)', method, err.message or '?', err.code or '?'), vim.log.levels.ERROR)
       return
     end
@@ -485,6 +490,7 @@ M.peer_or_current = peer_or_current
 
 --- Stops the bridge (on exit): it answers what is in flight and ends.
 function M.stop()
+  stopping = true
   bridge.stop()
 end
 
