@@ -38,6 +38,9 @@ pub enum CliError {
     /// Reading stdin or writing stdout failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// otrctl itself is broken (e.g. its embedded API description does not load).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A bad argument caught before asking the daemon.
     #[error("{0}")]
     Usage(String),

@@ -36,7 +36,7 @@ const OUT_QUEUE: usize = 256;
 
 /// Connects to the daemon at `socket` and bridges stdin/stdout until stdin ends.
 pub async fn run(socket: &Path) -> Result<(), CliError> {
-    let api = Api::load().map_err(|e| CliError::Usage(e.to_string()))?;
+    let api = Api::load().map_err(|e| CliError::Internal(e.to_string()))?;
     let channel = connect::channel(socket).await?;
     serve(api, channel, tokio::io::stdin(), tokio::io::stdout()).await
 }
