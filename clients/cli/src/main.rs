@@ -6,6 +6,10 @@ use otrctl::error::{EXIT_FAILED, EXIT_USAGE};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // An empty OTRD_SOCKET means "unset" (as the daemon reads it), not "a socket named ''".
+    if std::env::var_os("OTRD_SOCKET").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("OTRD_SOCKET");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

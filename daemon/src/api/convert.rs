@@ -386,7 +386,7 @@ mod tests {
                 peer: "bob".into(),
                 room_id: "r".into(),
                 direction: domain::Direction::In,
-                text: SecretString::from("hi"),
+                text: crate::secure::LockedText::from("hi"),
                 id: "m1".into(),
                 ts_ms: 5,
             },
