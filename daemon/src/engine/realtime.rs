@@ -32,7 +32,11 @@ impl Engine {
         scheme: SchemePreference,
         reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
     ) {
-        let peer = self.rooms.get(room_id).map(|r| r.peer_username.clone()).unwrap_or_default();
+        let peer = self
+            .rooms
+            .get(room_id)
+            .map(|r| r.peer_username.clone())
+            .unwrap_or_default();
         if scheme == SchemePreference::Legacy {
             let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
                 "cannot start the legacy scheme with {peer}: it needs the Rocket.Chat ≤ 7.x OTR relay, \
@@ -60,16 +64,31 @@ impl Engine {
         let nonce = probe::nonce(&mut self.rng);
         self.send_control(room_id, Path::A, probe::request(&nonce));
         let deadline_ms = now_ms() + probe::WAIT_MS;
-        self.probes.insert(room_id.to_owned(), PendingStart { path: Path::A, nonce, deadline_ms, scheme, reply });
+        self.probes.insert(
+            room_id.to_owned(),
+            PendingStart {
+                path: Path::A,
+                nonce,
+                deadline_ms,
+                scheme,
+                reply,
+            },
+        );
     }
 
     /// Moves unanswered probes on to the next path, or fails their Start.
     pub(super) fn on_probe_tick(&mut self) {
         let now = now_ms();
-        let due: Vec<String> =
-            self.probes.iter().filter(|(_, p)| p.deadline_ms <= now).map(|(id, _)| id.clone()).collect();
+        let due: Vec<String> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.deadline_ms <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
         for room_id in due {
-            let Some(mut p) = self.probes.remove(&room_id) else { continue };
+            let Some(mut p) = self.probes.remove(&room_id) else {
+                continue;
+            };
             match probe::next(p.path) {
                 Some(next) => {
                     p.nonce = probe::nonce(&mut self.rng);
@@ -79,20 +98,35 @@ impl Engine {
                     self.probes.insert(room_id, p);
                 }
                 None => {
-                    let peer = self.rooms.get(&room_id).map(|r| r.peer_username.clone()).unwrap_or_default();
+                    let peer = self
+                        .rooms
+                        .get(&room_id)
+                        .map(|r| r.peer_username.clone())
+                        .unwrap_or_default();
                     tracing::info!(room = %room_id, "no otrd answered on path A or B");
-                    let _ = p.reply.send(Err(EngineError::FailedPrecondition(probe::no_otrd_reason(&peer))));
+                    let _ =
+                        p.reply
+                            .send(Err(EngineError::FailedPrecondition(probe::no_otrd_reason(
+                                &peer,
+                            ))));
                 }
             }
         }
     }
 
     /// Takes an event from path A or B; false when it is not one.
-    pub(super) fn on_realtime_event(&mut self, collection: &str, event_name: &str, args: &[Value]) -> bool {
+    pub(super) fn on_realtime_event(
+        &mut self,
+        collection: &str,
+        event_name: &str,
+        args: &[Value],
+    ) -> bool {
         if !self.realtime_mode() {
             return false;
         }
-        let Some(my_uid) = self.me.as_ref().map(|m| m.user_id.clone()) else { return false };
+        let Some(my_uid) = self.me.as_ref().map(|m| m.user_id.clone()) else {
+            return false;
+        };
         let rooms = &self.rooms;
         let room_of = |id: &str| {
             rooms.get(id).map(|r| KnownRoom {
@@ -101,7 +135,9 @@ impl Engine {
                 peer_username: r.peer_username.clone(),
             })
         };
-        let result = self.realtime.accept(collection, event_name, args, &my_uid, room_of, now_ms());
+        let result = self
+            .realtime
+            .accept(collection, event_name, args, &my_uid, room_of, now_ms());
         let inbound = match result {
             None => return false,
             Some(Err(why)) => {
@@ -112,15 +148,26 @@ impl Engine {
         };
         for item in inbound {
             match item {
-                Inbound::Session { room_id, path, input } => {
+                Inbound::Session {
+                    room_id,
+                    path,
+                    input,
+                } => {
                     self.outbox_follows(&room_id, path);
                     if self.ensure_session(&room_id).is_ok() {
                         self.drive(&room_id, input);
                     }
                 }
-                Inbound::ProbeRequest { room_id, path, nonce } => {
+                Inbound::ProbeRequest {
+                    room_id,
+                    path,
+                    nonce,
+                } => {
                     let live = self.sessions.get(&room_id).is_some_and(|s| {
-                        matches!(s.state(), SessionState::Established | SessionState::Establishing)
+                        matches!(
+                            s.state(),
+                            SessionState::Established | SessionState::Establishing
+                        )
                     });
                     // A live session keeps its path: a probe (anyone can write on B) must not
                     // redirect it. Otherwise the peer's choice is ours.
@@ -130,24 +177,35 @@ impl Engine {
                         self.send_control(&room_id, path, probe::answer(&nonce));
                     }
                 }
-                Inbound::ProbeAnswered { room_id, path, nonce } => self.on_probe_answered(&room_id, path, &nonce),
+                Inbound::ProbeAnswered {
+                    room_id,
+                    path,
+                    nonce,
+                } => self.on_probe_answered(&room_id, path, &nonce),
             }
         }
         true
     }
 
     fn on_probe_answered(&mut self, room_id: &str, path: Path, nonce: &str) {
-        let matches = self.probes.get(room_id).is_some_and(|p| p.path == path && p.nonce == nonce);
+        let matches = self
+            .probes
+            .get(room_id)
+            .is_some_and(|p| p.path == path && p.nonce == nonce);
         if !matches {
             return;
         }
-        let Some(p) = self.probes.remove(room_id) else { return };
+        let Some(p) = self.probes.remove(room_id) else {
+            return;
+        };
         self.realtime.set_path(room_id, path);
         self.outbox_follows(room_id, path);
         tracing::info!(room = %room_id, transport = path.kind().as_str(), "path to the peer's otrd found");
         // Native only on these paths (the stock scheme has no peer here).
         let _ = p.scheme;
-        let _ = p.reply.send(self.start_in_room(room_id, SchemePreference::Native));
+        let _ = p
+            .reply
+            .send(self.start_in_room(room_id, SchemePreference::Native));
     }
 
     /// Drops a room's outbox when its path changed, so the next frame goes the new way.
@@ -164,7 +222,10 @@ impl Engine {
         let room = self.rooms.get(room_id)?;
         Some(Route {
             client,
-            room: RoomAddr { room_id: room.room_id.clone(), peer_uid: room.peer_uid.clone() },
+            room: RoomAddr {
+                room_id: room.room_id.clone(),
+                peer_uid: room.peer_uid.clone(),
+            },
             path,
             my_uid: me.user_id.clone(),
             my_username: me.username.clone(),
@@ -183,7 +244,9 @@ impl Engine {
 
     /// Sends one probe or probe answer (paced like everything else on that method).
     fn send_control(&mut self, room_id: &str, path: Path, item: Item) {
-        let Some(route) = self.route(room_id, path) else { return };
+        let Some(route) = self.route(room_id, path) else {
+            return;
+        };
         let envelope = self.realtime.control_envelope(&route.my_uid, room_id, item);
         tokio::spawn(async move {
             if let Err(e) = route.send(&envelope).await {
@@ -193,7 +256,11 @@ impl Engine {
     }
 
     /// The transport a room's session uses, as shown to front-ends.
-    pub(super) fn transport_of(&self, room_id: &str, session_says: Option<TransportKind>) -> Option<TransportKind> {
+    pub(super) fn transport_of(
+        &self,
+        room_id: &str,
+        session_says: Option<TransportKind>,
+    ) -> Option<TransportKind> {
         if self.realtime_mode() {
             session_says.and(self.realtime.path(room_id).map(Path::kind))
         } else {
@@ -205,7 +272,9 @@ impl Engine {
     pub(super) fn native_transports(&self) -> Vec<TransportKind> {
         match &self.me {
             Some(m) if m.server.otr_relay => vec![TransportKind::OtrRelay],
-            Some(_) if self.identity.native.is_some() => vec![TransportKind::UserActivity, TransportKind::VideoConference],
+            Some(_) if self.identity.native.is_some() => {
+                vec![TransportKind::UserActivity, TransportKind::VideoConference]
+            }
             _ => Vec::new(),
         }
     }

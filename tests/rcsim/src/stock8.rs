@@ -13,7 +13,12 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The activities `UserAction` knows.
-pub const ACTIVITIES: [&str; 4] = ["user-typing", "user-recording", "user-uploading", "user-playing"];
+pub const ACTIVITIES: [&str; 4] = [
+    "user-typing",
+    "user-recording",
+    "user-uploading",
+    "user-playing",
+];
 
 /// What the user can see that these events change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -34,7 +39,10 @@ pub struct StockClient8 {
 impl StockClient8 {
     /// A client with nothing shown.
     pub fn new(username: &str) -> Self {
-        Self { username: username.to_string(), visible: Visible::default() }
+        Self {
+            username: username.to_string(),
+            visible: Visible::default(),
+        }
     }
 
     /// What is shown now.
@@ -44,7 +52,9 @@ impl StockClient8 {
 
     /// `stream-notify-room` `<rid>/user-activity` with `args = [username, activities, extras]`.
     pub fn on_user_activity(&mut self, rid: &str, args: &[Value]) {
-        let Some(name) = args.first().and_then(Value::as_str) else { return };
+        let Some(name) = args.first().and_then(Value::as_str) else {
+            return;
+        };
         if name == self.username {
             return;
         }
@@ -62,7 +72,11 @@ impl StockClient8 {
         for activity in ACTIVITIES {
             let key = (room.clone(), activity.to_string());
             if activities.contains(&activity) {
-                self.visible.indicators.entry(key).or_default().insert(name.to_string());
+                self.visible
+                    .indicators
+                    .entry(key)
+                    .or_default()
+                    .insert(name.to_string());
             } else if let Some(set) = self.visible.indicators.get_mut(&key) {
                 set.remove(name);
                 if set.is_empty() {
@@ -74,12 +88,17 @@ impl StockClient8 {
 
     /// `stream-notify-user` `<uid>/video-conference` with `args = [data]`.
     pub fn on_video_conference(&mut self, args: &[Value]) {
-        let Some(params) = args.first().and_then(|d| d.get("params")) else { return };
-        let field = |k: &str| params.get(k).and_then(Value::as_str);
-        let (Some(call), Some(_uid), Some(rid)) = (field("callId"), field("uid"), field("rid")) else {
+        let Some(params) = args.first().and_then(|d| d.get("params")) else {
             return;
         };
-        self.visible.ringing.push((call.to_string(), rid.to_string()));
+        let field = |k: &str| params.get(k).and_then(Value::as_str);
+        let (Some(call), Some(_uid), Some(rid)) = (field("callId"), field("uid"), field("rid"))
+        else {
+            return;
+        };
+        self.visible
+            .ringing
+            .push((call.to_string(), rid.to_string()));
     }
 }
 
@@ -94,10 +113,16 @@ mod tests {
         c.on_user_activity("R", &[json!("alice"), json!(["user-typing"]), json!({})]);
         assert_eq!(c.visible().indicators.len(), 1);
         c.on_user_activity("R", &[json!("alice"), json!([]), json!({"otrd": {"v": 1}})]);
-        assert_eq!(c.visible(), &Visible::default(), "empty activities only clear");
+        assert_eq!(
+            c.visible(),
+            &Visible::default(),
+            "empty activities only clear"
+        );
         c.on_video_conference(&[json!({"action": "otrd", "params": {}, "otrd": {}})]);
         assert!(c.visible().ringing.is_empty());
-        c.on_video_conference(&[json!({"action": "call", "params": {"callId": "x", "uid": "u", "rid": "R"}})]);
+        c.on_video_conference(&[
+            json!({"action": "call", "params": {"callId": "x", "uid": "u", "rid": "R"}}),
+        ]);
         assert_eq!(c.visible().ringing.len(), 1);
     }
 }

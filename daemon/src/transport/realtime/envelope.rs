@@ -136,7 +136,10 @@ mod tests {
             room: "R".into(),
             run: "r1".into(),
             seq: 7,
-            items: vec![Item { k: Kind::ProbeAck, p: json!({"nonce": "n"}) }],
+            items: vec![Item {
+                k: Kind::ProbeAck,
+                p: json!({"nonce": "n"}),
+            }],
             frag: None,
         };
         let v = env.to_value();
@@ -148,9 +151,15 @@ mod tests {
         let mut empty = v.clone();
         empty["items"] = json!([]);
         assert_eq!(Envelope::from_value(&empty), Err(EnvelopeError::Empty));
-        assert_eq!(Envelope::from_value(&json!("x")), Err(EnvelopeError::Malformed));
+        assert_eq!(
+            Envelope::from_value(&json!("x")),
+            Err(EnvelopeError::Malformed)
+        );
         let mut unknown = v;
         unknown["items"][0]["k"] = json!("userData");
-        assert_eq!(Envelope::from_value(&unknown), Err(EnvelopeError::Malformed));
+        assert_eq!(
+            Envelope::from_value(&unknown),
+            Err(EnvelopeError::Malformed)
+        );
     }
 }

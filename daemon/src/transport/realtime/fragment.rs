@@ -24,7 +24,12 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         // 64 × 8 KiB = 512 KiB: far above any chat message, far below anything that hurts.
-        Self { groups: 4, bytes: 1024 * 1024, fragments: 64, max_age_ms: 30_000 }
+        Self {
+            groups: 4,
+            bytes: 1024 * 1024,
+            fragments: 64,
+            max_age_ms: 30_000,
+        }
     }
 }
 
@@ -75,7 +80,10 @@ pub struct Reassembler {
 impl Reassembler {
     /// With explicit bounds.
     pub fn new(limits: Limits) -> Self {
-        Self { limits, groups: HashMap::new() }
+        Self {
+            limits,
+            groups: HashMap::new(),
+        }
     }
 
     /// Adds a piece from `peer` (the room); returns the items once the group is complete.
@@ -87,12 +95,21 @@ impl Reassembler {
         now_ms: i64,
     ) -> Result<Option<Vec<Item>>, FragmentError> {
         self.expire(now_ms);
-        if frag.n < 2 || frag.n > self.limits.fragments || frag.i >= frag.n || frag.d.len() > MAX_PAYLOAD {
+        if frag.n < 2
+            || frag.n > self.limits.fragments
+            || frag.i >= frag.n
+            || frag.d.len() > MAX_PAYLOAD
+        {
             return Err(FragmentError::OutOfBounds);
         }
         let key = (peer.to_owned(), run.to_owned(), frag.id);
         let in_flight = self.groups.keys().filter(|k| k.0 == peer).count();
-        let buffered: usize = self.groups.iter().filter(|(k, _)| k.0 == peer).map(|(_, g)| g.bytes).sum();
+        let buffered: usize = self
+            .groups
+            .iter()
+            .filter(|(k, _)| k.0 == peer)
+            .map(|(_, g)| g.bytes)
+            .sum();
         if buffered + frag.d.len() > self.limits.bytes {
             self.groups.remove(&key);
             return Err(FragmentError::Overflow);
@@ -118,23 +135,32 @@ impl Reassembler {
         if group.pieces.len() < group.n as usize {
             return Ok(None);
         }
-        let Some(mut done) = self.groups.remove(&key) else { return Ok(None) };
+        let Some(mut done) = self.groups.remove(&key) else {
+            return Ok(None);
+        };
         let mut json = String::with_capacity(done.bytes);
         for i in 0..done.n {
             json.push_str(&done.pieces.remove(&i).unwrap_or_default());
         }
-        serde_json::from_str::<Vec<Item>>(&json).map(Some).map_err(|_| FragmentError::Malformed)
+        serde_json::from_str::<Vec<Item>>(&json)
+            .map(Some)
+            .map_err(|_| FragmentError::Malformed)
     }
 
     /// Drops groups older than the age bound.
     pub fn expire(&mut self, now_ms: i64) {
         let max = self.limits.max_age_ms;
-        self.groups.retain(|_, g| now_ms.saturating_sub(g.started_ms) <= max);
+        self.groups
+            .retain(|_, g| now_ms.saturating_sub(g.started_ms) <= max);
     }
 
     /// Bytes buffered for a peer (for tests and status).
     pub fn buffered(&self, peer: &str) -> usize {
-        self.groups.iter().filter(|(k, _)| k.0 == peer).map(|(_, g)| g.bytes).sum()
+        self.groups
+            .iter()
+            .filter(|(k, _)| k.0 == peer)
+            .map(|(_, g)| g.bytes)
+            .sum()
     }
 }
 
@@ -145,7 +171,10 @@ mod tests {
     use serde_json::json;
 
     fn big_items() -> (Vec<Item>, String) {
-        let items = vec![Item { k: Kind::Message, p: json!({"id": "m", "msg": "é".repeat(12_000)}) }];
+        let items = vec![Item {
+            k: Kind::Message,
+            p: json!({"id": "m", "msg": "é".repeat(12_000)}),
+        }];
         let json = serde_json::to_string(&items).expect("json");
         (items, json)
     }
@@ -153,7 +182,16 @@ mod tests {
     fn frags(json: &str, id: u64) -> Vec<Fragment> {
         let pieces = split(json);
         let n = pieces.len() as u32;
-        pieces.into_iter().enumerate().map(|(i, d)| Fragment { id, i: i as u32, n, d }).collect()
+        pieces
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| Fragment {
+                id,
+                i: i as u32,
+                n,
+                d,
+            })
+            .collect()
     }
 
     #[test]
@@ -175,25 +213,90 @@ mod tests {
     #[test]
     fn truncated_forged_and_excess_pieces_are_bounded() {
         let (_, json) = big_items();
-        let mut r = Reassembler::new(Limits { groups: 2, bytes: 20_000, fragments: 8, max_age_ms: 1000 });
+        let mut r = Reassembler::new(Limits {
+            groups: 2,
+            bytes: 20_000,
+            fragments: 8,
+            max_age_ms: 1000,
+        });
         // A truncated piece: the group completes but does not parse.
         let mut pieces = frags(&json, 1);
         if let Some(last) = pieces.last_mut() {
             last.d.truncate(10);
         }
-        let results: Vec<_> = pieces.into_iter().map(|p| r.add("R", "run", p, 0)).collect();
+        let results: Vec<_> = pieces
+            .into_iter()
+            .map(|p| r.add("R", "run", p, 0))
+            .collect();
         assert_eq!(results.last(), Some(&Err(FragmentError::Malformed)));
         // Out of bounds.
-        let bad = Fragment { id: 2, i: 9, n: 9, d: "x".into() };
+        let bad = Fragment {
+            id: 2,
+            i: 9,
+            n: 9,
+            d: "x".into(),
+        };
         assert_eq!(r.add("R", "run", bad, 0), Err(FragmentError::OutOfBounds));
         // A third group in flight is refused, bytes are bounded.
         for id in 10..12 {
-            assert_eq!(r.add("R", "run", Fragment { id, i: 0, n: 4, d: "x".repeat(8000) }, 0), Ok(None));
+            assert_eq!(
+                r.add(
+                    "R",
+                    "run",
+                    Fragment {
+                        id,
+                        i: 0,
+                        n: 4,
+                        d: "x".repeat(8000)
+                    },
+                    0
+                ),
+                Ok(None)
+            );
         }
-        assert_eq!(r.add("R", "run", Fragment { id: 12, i: 0, n: 4, d: "x".into() }, 0), Err(FragmentError::Overflow));
-        assert_eq!(r.add("R", "run", Fragment { id: 10, i: 1, n: 4, d: "x".repeat(8000) }, 0), Err(FragmentError::Overflow));
+        assert_eq!(
+            r.add(
+                "R",
+                "run",
+                Fragment {
+                    id: 12,
+                    i: 0,
+                    n: 4,
+                    d: "x".into()
+                },
+                0
+            ),
+            Err(FragmentError::Overflow)
+        );
+        assert_eq!(
+            r.add(
+                "R",
+                "run",
+                Fragment {
+                    id: 10,
+                    i: 1,
+                    n: 4,
+                    d: "x".repeat(8000)
+                },
+                0
+            ),
+            Err(FragmentError::Overflow)
+        );
         // Another peer is not affected; age drops the rest.
-        assert_eq!(r.add("S", "run", Fragment { id: 1, i: 0, n: 2, d: "x".into() }, 0), Ok(None));
+        assert_eq!(
+            r.add(
+                "S",
+                "run",
+                Fragment {
+                    id: 1,
+                    i: 0,
+                    n: 2,
+                    d: "x".into()
+                },
+                0
+            ),
+            Ok(None)
+        );
         r.expire(5000);
         assert_eq!(r.buffered("R") + r.buffered("S"), 0);
     }

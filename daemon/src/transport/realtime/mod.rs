@@ -175,13 +175,14 @@ impl Realtime {
         room_of: impl Fn(&str) -> Option<KnownRoom>,
         now_ms: i64,
     ) -> Option<Result<Vec<Inbound>, Rejected>> {
-        let (path, raw, event_room) = if let Some((room, raw)) = path_a::parse(collection, event_name, args) {
-            (Path::A, raw, Some(room))
-        } else if let Some(raw) = path_b::parse(collection, event_name, my_uid, args) {
-            (Path::B, raw, None)
-        } else {
-            return None;
-        };
+        let (path, raw, event_room) =
+            if let Some((room, raw)) = path_a::parse(collection, event_name, args) {
+                (Path::A, raw, Some(room))
+            } else if let Some(raw) = path_b::parse(collection, event_name, my_uid, args) {
+                (Path::B, raw, None)
+            } else {
+                return None;
+            };
         Some(self.take(path, raw, event_room, my_uid, room_of, now_ms))
     }
 
@@ -205,7 +206,12 @@ impl Realtime {
         if env.from != room.peer_uid {
             return Err(Rejected::WrongSender);
         }
-        if !self.seen.entry(room.room_id.clone()).or_default().insert(&env.run, env.seq) {
+        if !self
+            .seen
+            .entry(room.room_id.clone())
+            .or_default()
+            .insert(&env.run, env.seq)
+        {
             return Err(Rejected::Replay);
         }
         let items = match env.frag {
@@ -216,12 +222,16 @@ impl Realtime {
             None => env.items,
         };
         let chosen = self.path(&room.room_id);
-        let only_probes = items.iter().all(|i| matches!(i.k, Kind::Probe | Kind::ProbeAck));
+        let only_probes = items
+            .iter()
+            .all(|i| matches!(i.k, Kind::Probe | Kind::ProbeAck));
         if !only_probes && chosen.is_some_and(|p| p != path) {
             return Err(Rejected::WrongPath);
         }
-        let out: Vec<Inbound> =
-            items.into_iter().filter_map(|item| to_inbound(&room, path, my_uid, item, now_ms)).collect();
+        let out: Vec<Inbound> = items
+            .into_iter()
+            .filter_map(|item| to_inbound(&room, path, my_uid, item, now_ms))
+            .collect();
         if chosen.is_none() && out.iter().any(|i| matches!(i, Inbound::Session { .. })) {
             // The peer started on this path: answer on it.
             self.set_path(&room.room_id, path);
@@ -230,9 +240,22 @@ impl Realtime {
     }
 }
 
-fn to_inbound(room: &KnownRoom, path: Path, my_uid: &str, item: Item, now_ms: i64) -> Option<Inbound> {
+fn to_inbound(
+    room: &KnownRoom,
+    path: Path,
+    my_uid: &str,
+    item: Item,
+    now_ms: i64,
+) -> Option<Inbound> {
     let room_id = room.room_id.clone();
-    let signal = |kind| Inbound::Session { room_id: room_id.clone(), path, input: Input::Signal { kind, payload: item.p.clone() } };
+    let signal = |kind| Inbound::Session {
+        room_id: room_id.clone(),
+        path,
+        input: Input::Signal {
+            kind,
+            payload: item.p.clone(),
+        },
+    };
     let text = |key: &str| item.p.get(key).and_then(Value::as_str).map(str::to_owned);
     Some(match item.k {
         Kind::Offer => signal(SignalKind::Handshake),
@@ -245,17 +268,33 @@ fn to_inbound(room: &KnownRoom, path: Path, my_uid: &str, item: Item, now_ms: i6
             let message = json!({"_id": id, "rid": room.room_id, "msg": msg, "t": "otr",
                 "ts": {"$date": now_ms},
                 "u": {"_id": room.peer_uid, "username": room.peer_username, "name": room.peer_username}});
-            Inbound::Session { room_id, path, input: Input::RoomMessage { message } }
+            Inbound::Session {
+                room_id,
+                path,
+                input: Input::RoomMessage { message },
+            }
         }
         Kind::Ack => {
             let (id, ack) = (text("id")?, text("ack")?);
             // As the 7.x server re-broadcasts an ack: our own message carrying `otrAck`.
             let message = json!({"_id": id, "rid": room.room_id, "msg": "", "t": "otr",
                 "u": {"_id": my_uid}, "otrAck": ack});
-            Inbound::Session { room_id, path, input: Input::RoomMessage { message } }
+            Inbound::Session {
+                room_id,
+                path,
+                input: Input::RoomMessage { message },
+            }
         }
-        Kind::Probe => Inbound::ProbeRequest { room_id, path, nonce: text("nonce")? },
-        Kind::ProbeAck => Inbound::ProbeAnswered { room_id, path, nonce: text("nonce")? },
+        Kind::Probe => Inbound::ProbeRequest {
+            room_id,
+            path,
+            nonce: text("nonce")?,
+        },
+        Kind::ProbeAck => Inbound::ProbeAnswered {
+            room_id,
+            path,
+            nonce: text("nonce")?,
+        },
     })
 }
 

@@ -21,7 +21,11 @@ pub struct PacingConfig {
 
 impl Default for PacingConfig {
     fn default() -> Self {
-        Self { enabled: true, calls: 40, window: Duration::from_secs(40) }
+        Self {
+            enabled: true,
+            calls: 40,
+            window: Duration::from_secs(40),
+        }
     }
 }
 
@@ -41,7 +45,10 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer with these limits.
     pub fn new(cfg: PacingConfig) -> Self {
-        Self { cfg, buckets: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            cfg,
+            buckets: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// Takes a token now, or says how long until one is available.
@@ -54,7 +61,10 @@ impl Pacer {
         // A poisoned lock only means another outbox panicked mid-update; the counts are still
         // numbers, so go on with them.
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = map.entry(method.to_owned()).or_insert(Bucket { tokens: cap, last: now });
+        let b = map.entry(method.to_owned()).or_insert(Bucket {
+            tokens: cap,
+            last: now,
+        });
         let elapsed = now.saturating_duration_since(b.last).as_millis() as f64;
         b.tokens = (b.tokens + elapsed * per_ms).min(cap);
         b.last = now;
@@ -62,7 +72,9 @@ impl Pacer {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_millis(((1.0 - b.tokens) / per_ms).ceil() as u64))
+            Err(Duration::from_millis(
+                ((1.0 - b.tokens) / per_ms).ceil() as u64
+            ))
         }
     }
 
@@ -80,16 +92,26 @@ mod tests {
 
     #[test]
     fn bursts_up_to_the_limit_then_refills_at_its_rate() {
-        let p = Pacer::new(PacingConfig { enabled: true, calls: 4, window: Duration::from_secs(4) });
+        let p = Pacer::new(PacingConfig {
+            enabled: true,
+            calls: 4,
+            window: Duration::from_secs(4),
+        });
         let t0 = Instant::now();
         for _ in 0..4 {
             assert_eq!(p.try_take("m", t0), Ok(()));
         }
         let wait = p.try_take("m", t0).expect_err("empty");
-        assert!(wait <= Duration::from_millis(1000) && wait >= Duration::from_millis(999), "{wait:?}");
+        assert!(
+            wait <= Duration::from_millis(1000) && wait >= Duration::from_millis(999),
+            "{wait:?}"
+        );
         assert_eq!(p.try_take("other", t0), Ok(()), "buckets are per method");
         assert_eq!(p.try_take("m", t0 + Duration::from_millis(1000)), Ok(()));
-        let off = Pacer::new(PacingConfig { enabled: false, ..PacingConfig::default() });
+        let off = Pacer::new(PacingConfig {
+            enabled: false,
+            ..PacingConfig::default()
+        });
         for _ in 0..1000 {
             assert_eq!(off.try_take("m", t0), Ok(()));
         }

@@ -20,11 +20,20 @@ pub fn subscribe_params(room_id: &str) -> Vec<Value> {
 
 /// Method params carrying `envelope`: always empty activities and never a `tmid`.
 pub fn params(room_id: &str, my_username: &str, envelope: Value) -> Vec<Value> {
-    vec![json!(event(room_id)), json!(my_username), json!([]), json!({ "otrd": envelope })]
+    vec![
+        json!(event(room_id)),
+        json!(my_username),
+        json!([]),
+        json!({ "otrd": envelope }),
+    ]
 }
 
 /// The room and the `otrd` member of an inbound event, if it is one of ours.
-pub fn parse<'a>(collection: &str, event_name: &'a str, args: &'a [Value]) -> Option<(&'a str, &'a Value)> {
+pub fn parse<'a>(
+    collection: &str,
+    event_name: &'a str,
+    args: &'a [Value],
+) -> Option<(&'a str, &'a Value)> {
     if collection != "stream-notify-room" {
         return None;
     }
@@ -40,10 +49,24 @@ mod tests {
     #[test]
     fn shapes_match_the_protocol_notes() {
         let p = params("R", "alice", json!({"v": 1}));
-        assert_eq!(p, vec![json!("R/user-activity"), json!("alice"), json!([]), json!({"otrd": {"v": 1}})]);
+        assert_eq!(
+            p,
+            vec![
+                json!("R/user-activity"),
+                json!("alice"),
+                json!([]),
+                json!({"otrd": {"v": 1}})
+            ]
+        );
         let args = vec![json!("alice"), json!([]), json!({"otrd": {"v": 1}})];
-        assert_eq!(parse("stream-notify-room", "R/user-activity", &args), Some(("R", &json!({"v": 1}))));
+        assert_eq!(
+            parse("stream-notify-room", "R/user-activity", &args),
+            Some(("R", &json!({"v": 1})))
+        );
         assert_eq!(parse("stream-notify-room", "R/typing", &args), None);
-        assert_eq!(parse("stream-notify-room", "R/user-activity", &args[..2]), None);
+        assert_eq!(
+            parse("stream-notify-room", "R/user-activity", &args[..2]),
+            None
+        );
     }
 }

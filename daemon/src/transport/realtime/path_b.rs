@@ -23,8 +23,15 @@ pub fn params(room_id: &str, envelope: Value) -> Vec<Value> {
 }
 
 /// The `otrd` member of an inbound event on our own `video-conference` stream.
-pub fn parse<'a>(collection: &str, event_name: &str, my_uid: &str, args: &'a [Value]) -> Option<&'a Value> {
-    if collection != "stream-notify-user" || event_name.strip_suffix("/video-conference") != Some(my_uid) {
+pub fn parse<'a>(
+    collection: &str,
+    event_name: &str,
+    my_uid: &str,
+    args: &'a [Value],
+) -> Option<&'a Value> {
+    if collection != "stream-notify-user"
+        || event_name.strip_suffix("/video-conference") != Some(my_uid)
+    {
         return None;
     }
     let first = args.first()?;
@@ -44,9 +51,18 @@ mod tests {
         assert_eq!(p[0], json!("R/video-conference"));
         assert_eq!(p[1]["params"], json!({}));
         let args = vec![p[1].clone()];
-        assert_eq!(parse("stream-notify-user", "B/video-conference", "B", &args), Some(&json!({"v": 1})));
-        assert_eq!(parse("stream-notify-user", "C/video-conference", "B", &args), None);
+        assert_eq!(
+            parse("stream-notify-user", "B/video-conference", "B", &args),
+            Some(&json!({"v": 1}))
+        );
+        assert_eq!(
+            parse("stream-notify-user", "C/video-conference", "B", &args),
+            None
+        );
         let call = vec![json!({"action": "call", "params": {"callId": "x"}})];
-        assert_eq!(parse("stream-notify-user", "B/video-conference", "B", &call), None);
+        assert_eq!(
+            parse("stream-notify-user", "B/video-conference", "B", &call),
+            None
+        );
     }
 }

@@ -32,12 +32,18 @@ pub fn nonce(rng: &mut impl RngCore) -> String {
 
 /// The probe item.
 pub fn request(nonce: &str) -> Item {
-    Item { k: Kind::Probe, p: json!({ "nonce": nonce }) }
+    Item {
+        k: Kind::Probe,
+        p: json!({ "nonce": nonce }),
+    }
 }
 
 /// The answer item.
 pub fn answer(nonce: &str) -> Item {
-    Item { k: Kind::ProbeAck, p: json!({ "nonce": nonce }) }
+    Item {
+        k: Kind::ProbeAck,
+        p: json!({ "nonce": nonce }),
+    }
 }
 
 /// Why Start fails when no path answered.

@@ -46,12 +46,30 @@ pub struct Numbering {
 impl Numbering {
     /// A fresh run id.
     pub fn new() -> Self {
-        Self { run: format!("{:016x}", rand::rngs::OsRng.next_u64()), seq: 0, group: 0 }
+        Self {
+            run: format!("{:016x}", rand::rngs::OsRng.next_u64()),
+            seq: 0,
+            group: 0,
+        }
     }
 
-    fn next(&mut self, from: &str, room: &str, items: Vec<Item>, frag: Option<Fragment>) -> Envelope {
+    fn next(
+        &mut self,
+        from: &str,
+        room: &str,
+        items: Vec<Item>,
+        frag: Option<Fragment>,
+    ) -> Envelope {
         self.seq += 1;
-        Envelope { v: VERSION, from: from.into(), room: room.into(), run: self.run.clone(), seq: self.seq, items, frag }
+        Envelope {
+            v: VERSION,
+            from: from.into(),
+            room: room.into(),
+            run: self.run.clone(),
+            seq: self.seq,
+            items,
+            frag,
+        }
     }
 }
 
@@ -67,17 +85,30 @@ pub fn item_of(frame: &Frame) -> Option<Item> {
         Frame::Signal { kind, payload } => {
             let k = match kind {
                 SignalKind::Handshake => Kind::Offer,
-                SignalKind::Acknowledge if payload.get("otrd").and_then(|o| o.get("rk")).is_some() => Kind::Confirm,
+                SignalKind::Acknowledge
+                    if payload.get("otrd").and_then(|o| o.get("rk")).is_some() =>
+                {
+                    Kind::Confirm
+                }
                 SignalKind::Acknowledge => Kind::Answer,
                 SignalKind::Deny => Kind::Deny,
                 SignalKind::End => Kind::End,
             };
-            Some(Item { k, p: payload.clone() })
+            Some(Item {
+                k,
+                p: payload.clone(),
+            })
         }
-        Frame::Message { id, msg } => Some(Item { k: Kind::Message, p: json!({"id": id, "msg": msg}) }),
+        Frame::Message { id, msg } => Some(Item {
+            k: Kind::Message,
+            p: json!({"id": id, "msg": msg}),
+        }),
         Frame::Ack { message, ack } => {
             let id = message.get("_id").cloned().unwrap_or(Value::Null);
-            Some(Item { k: Kind::Ack, p: json!({"id": id, "ack": ack}) })
+            Some(Item {
+                k: Kind::Ack,
+                p: json!({"id": id, "ack": ack}),
+            })
         }
         Frame::System { .. } | Frame::DeleteOld => None,
     }
@@ -101,7 +132,12 @@ pub fn pack(numbering: &mut Numbering, from: &str, room: &str, items: Vec<Item>)
             let pieces = fragment::split(&json);
             let n = pieces.len() as u32;
             for (i, d) in pieces.into_iter().enumerate() {
-                let frag = Fragment { id: numbering.group, i: i as u32, n, d };
+                let frag = Fragment {
+                    id: numbering.group,
+                    i: i as u32,
+                    n,
+                    d,
+                };
                 out.push(numbering.next(from, room, Vec::new(), Some(frag)));
             }
             continue;
@@ -119,8 +155,14 @@ impl Route {
     /// One paced call carrying `envelope`.
     pub async fn send(&self, envelope: &Envelope) -> Result<(), RcError> {
         let (method, params) = match self.path {
-            Path::A => (path_a::METHOD, path_a::params(&self.room.room_id, &self.my_username, envelope.to_value())),
-            Path::B => (path_b::METHOD, path_b::params(&self.room.room_id, envelope.to_value())),
+            Path::A => (
+                path_a::METHOD,
+                path_a::params(&self.room.room_id, &self.my_username, envelope.to_value()),
+            ),
+            Path::B => (
+                path_b::METHOD,
+                path_b::params(&self.room.room_id, envelope.to_value()),
+            ),
         };
         self.pacer.acquire(method).await;
         self.client.call(method, params).await.map(|_| ())
@@ -131,7 +173,9 @@ impl Route {
         loop {
             attempt += 1;
             match self.send(envelope).await {
-                Err(e @ (RcError::NotConnected | RcError::Timeout { .. })) if attempt < ATTEMPTS => {
+                Err(e @ (RcError::NotConnected | RcError::Timeout { .. }))
+                    if attempt < ATTEMPTS =>
+                {
                     tracing::debug!(room = %self.room.room_id, error = %e, attempt, "realtime frame not sent; retrying");
                     tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
                 }
@@ -142,7 +186,11 @@ impl Route {
 }
 
 /// The room's task: drains what queued up, packs it, sends it, reports every message.
-pub async fn run(route: Route, mut rx: mpsc::UnboundedReceiver<Frame>, reports: mpsc::UnboundedSender<Report>) {
+pub async fn run(
+    route: Route,
+    mut rx: mpsc::UnboundedReceiver<Frame>,
+    reports: mpsc::UnboundedSender<Report>,
+) {
     let mut numbering = Numbering::new();
     while let Some(first) = rx.recv().await {
         let mut frames = vec![first];
@@ -188,7 +236,10 @@ mod tests {
     use super::*;
 
     fn msg(i: usize, len: usize) -> Item {
-        Item { k: Kind::Message, p: json!({"id": format!("m{i}"), "msg": "x".repeat(len)}) }
+        Item {
+            k: Kind::Message,
+            p: json!({"id": format!("m{i}"), "msg": "x".repeat(len)}),
+        }
     }
 
     #[test]
@@ -197,9 +248,19 @@ mod tests {
         let mut items: Vec<Item> = (0..30).map(|i| msg(i, 600)).collect();
         items.insert(10, msg(99, 20_000));
         let envs = pack(&mut n, "A", "R", items.clone());
-        assert!(envs.iter().all(|e| serde_json::to_string(&e.items).map(|s| s.len()).unwrap_or(0) <= MAX_PAYLOAD));
-        assert!(envs.iter().filter_map(|e| e.frag.as_ref()).all(|f| f.d.len() <= MAX_PAYLOAD));
-        assert!(envs.len() < 10, "30 small messages need few frames: {}", envs.len());
+        assert!(envs.iter().all(|e| serde_json::to_string(&e.items)
+            .map(|s| s.len())
+            .unwrap_or(0)
+            <= MAX_PAYLOAD));
+        assert!(envs
+            .iter()
+            .filter_map(|e| e.frag.as_ref())
+            .all(|f| f.d.len() <= MAX_PAYLOAD));
+        assert!(
+            envs.len() < 10,
+            "30 small messages need few frames: {}",
+            envs.len()
+        );
         let seqs: Vec<u64> = envs.iter().map(|e| e.seq).collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
         // Unpacking gives the same items in the same order.
@@ -216,13 +277,28 @@ mod tests {
 
     #[test]
     fn signals_map_to_kinds_and_stored_frames_are_skipped() {
-        let confirm = Frame::Signal { kind: SignalKind::Acknowledge, payload: json!({"otrd": {"rk": "x"}}) };
+        let confirm = Frame::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: json!({"otrd": {"rk": "x"}}),
+        };
         assert_eq!(item_of(&confirm).map(|i| i.k), Some(Kind::Confirm));
-        let answer = Frame::Signal { kind: SignalKind::Acknowledge, payload: json!({"otrd": {}}) };
+        let answer = Frame::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: json!({"otrd": {}}),
+        };
         assert_eq!(item_of(&answer).map(|i| i.k), Some(Kind::Answer));
-        let ack = Frame::Ack { message: json!({"_id": "m1", "msg": "c"}), ack: "a".into() };
-        assert_eq!(item_of(&ack).map(|i| i.p), Some(json!({"id": "m1", "ack": "a"})));
+        let ack = Frame::Ack {
+            message: json!({"_id": "m1", "msg": "c"}),
+            ack: "a".into(),
+        };
+        assert_eq!(
+            item_of(&ack).map(|i| i.p),
+            Some(json!({"id": "m1", "ack": "a"}))
+        );
         assert!(item_of(&Frame::DeleteOld).is_none());
-        assert!(item_of(&Frame::System { kind: "user_joined_otr" }).is_none());
+        assert!(item_of(&Frame::System {
+            kind: "user_joined_otr"
+        })
+        .is_none());
     }
 }
