@@ -467,13 +467,13 @@ async fn start_with_a_peer_without_otrd_fails_clearly_and_sends_nothing() {
     let legacy = me
         .start(PeerRef::Username("echo".into()), SchemePreference::Legacy)
         .await
-        .unwrap_err();
+        .expect_err("rejected");
     assert!(legacy.to_string().contains("legacy scheme"), "{legacy}");
     let started = Instant::now();
     let err = me
         .start(PeerRef::Username("echo".into()), SchemePreference::Auto)
         .await
-        .unwrap_err();
+        .expect_err("rejected");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",

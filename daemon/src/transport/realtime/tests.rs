@@ -111,32 +111,32 @@ fn forged_moved_replayed_and_cross_path_frames_are_rejected() {
     let mut rt = Realtime::default();
     // Wrong sender: the envelope names someone else than the room's peer.
     assert_eq!(
-        on_a(&mut rt, "R", &env("C", "R", 1, vec![message("x")])).unwrap_err(),
+        on_a(&mut rt, "R", &env("C", "R", 1, vec![message("x")])).expect_err("rejected"),
         Rejected::WrongSender
     );
     // Another room: the envelope names R but travels in S's stream, or names a room we lack.
     assert_eq!(
-        on_a(&mut rt, "S", &env(PEER, "R", 2, vec![message("x")])).unwrap_err(),
+        on_a(&mut rt, "S", &env(PEER, "R", 2, vec![message("x")])).expect_err("rejected"),
         Rejected::WrongRoom
     );
     assert_eq!(
-        on_b(&mut rt, &env(PEER, "Q", 3, vec![message("x")])).unwrap_err(),
+        on_b(&mut rt, &env(PEER, "Q", 3, vec![message("x")])).expect_err("rejected"),
         Rejected::WrongRoom
     );
     // Moved to the room the sender does share with us: the sender no longer matches.
     assert_eq!(
-        on_b(&mut rt, &env(PEER, "S", 4, vec![message("x")])).unwrap_err(),
+        on_b(&mut rt, &env(PEER, "S", 4, vec![message("x")])).expect_err("rejected"),
         Rejected::WrongSender
     );
     // Replay.
     assert!(on_a(&mut rt, "R", &env(PEER, "R", 5, vec![message("m")])).is_ok());
     assert_eq!(
-        on_a(&mut rt, "R", &env(PEER, "R", 5, vec![message("m")])).unwrap_err(),
+        on_a(&mut rt, "R", &env(PEER, "R", 5, vec![message("m")])).expect_err("rejected"),
         Rejected::Replay
     );
     // A third user writing on B as the peer while the room talks over A.
     assert_eq!(
-        on_b(&mut rt, &env(PEER, "R", 6, vec![message("y")])).unwrap_err(),
+        on_b(&mut rt, &env(PEER, "R", 6, vec![message("y")])).expect_err("rejected"),
         Rejected::WrongPath
     );
     // Probes may still come on B (path switch), and our own frames are ignored.
