@@ -1,5 +1,6 @@
 //! The engine end to end against rcsim, in-process: two engines (two users) start, accept, chat,
 //! refresh and end OTR through the simulated server — and the server never sees a plaintext.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 use otrd::config::{AccountConfig, Config, ServerConfig};
 use otrd::engine::{self, Direction, EngineConfig, EngineHandle, EventKind, PeerRef, SchemePreference, SessionState};

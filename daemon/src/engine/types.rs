@@ -3,7 +3,7 @@
 //! These are not the generated gRPC types: `api` converts at the edge, so message text stays in
 //! [`SecretString`] until the last moment and no key material can ever reach a generated type.
 
-use crate::secure::SecretString;
+use crate::secure::LockedText;
 use std::fmt;
 
 /// Where a session stands (the contract's state names: `as_str`).
@@ -374,8 +374,8 @@ pub enum EventKind {
         room_id: String,
         /// In or out.
         direction: Direction,
-        /// The plaintext.
-        text: SecretString,
+        /// The plaintext, in locked memory (it is kept in the scrollback).
+        text: LockedText,
         /// Message id.
         id: String,
         /// Sender's timestamp, ms.

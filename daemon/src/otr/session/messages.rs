@@ -11,7 +11,7 @@ use super::{Output, SessionError};
 use crate::engine::{Direction, EventKind, SessionState};
 use crate::otr::ids;
 use crate::otr::legacy::{AckPayload, InnerMessage};
-use crate::secure::{SecretBytes, SecretString};
+use crate::secure::{LockedText, SecretBytes, SecretString};
 use rand::{CryptoRng, RngCore};
 use serde_json::{json, Map, Value};
 
@@ -77,7 +77,7 @@ impl Session {
             peer: self.ctx.peer_username.clone(),
             room_id: self.ctx.room_id.clone(),
             direction: Direction::Out,
-            text: inner.text,
+            text: LockedText::new(inner.text.expose()),
             id: inner.id,
             ts_ms: now,
         }));
@@ -268,7 +268,7 @@ impl Session {
             peer: self.ctx.peer_username.clone(),
             room_id: self.ctx.room_id.clone(),
             direction: Direction::In,
-            text: inner.text,
+            text: LockedText::new(inner.text.expose()),
             id: id.to_owned(),
             ts_ms: inner.ts_ms,
         }));
