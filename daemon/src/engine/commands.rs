@@ -111,15 +111,15 @@ impl Engine {
                 return;
             }
         };
-        if !me.server.otr_relay {
-            let why = me.server.reason.clone().unwrap_or_else(|| "the server does not relay OTR".into());
-            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
-                "cannot start OTR with {peer}: {why}; nothing was sent"
-            ))));
-            return;
-        }
+        // Without the 7.x relay (8.x, or OTR_Enable off) only otrd peers can be reached, over
+        // paths A/B once a probe found one (engine/realtime.rs).
+        let realtime = !me.server.otr_relay;
         if let Some(room_id) = self.room_id_of(&peer) {
-            let _ = reply.send(self.start_in_room(&room_id, scheme));
+            if realtime {
+                self.start_probing(&room_id, scheme, reply);
+            } else {
+                let _ = reply.send(self.start_in_room(&room_id, scheme));
+            }
             return;
         }
         let PeerRef::Username(username) = peer else {
@@ -231,6 +231,13 @@ impl Engine {
             .as_ref()
             .is_some_and(|t| t.knows_native(&room.peer_username));
         policy.refuse_downgrade = self.cfg.config.policy.downgrade == DowngradePolicy::Refuse;
+        if !me.server.otr_relay {
+            // Paths A/B: no `Message_MaxAllowedSize` (large messages are fragmented, reassembly
+            // is bounded at 512 KiB), and anyone sharing a room with us can write on path B, so
+            // a frame that does not decrypt is dropped instead of ending the session.
+            policy.max_message_chars = 256 * 1024;
+            policy.decrypt_failure_ends_session = false;
+        }
         let ctx = RoomContext {
             room_id: room.room_id.clone(),
             my_uid: me.user_id.clone(),

@@ -78,6 +78,10 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         sessions: HashMap::new(),
         outboxes: HashMap::new(),
         subscribed_rooms: HashSet::new(),
+        realtime: crate::transport::realtime::Realtime::default(),
+        pacer: crate::transport::realtime::Pacer::new(crate::transport::realtime::PacingConfig::default()),
+        probes: HashMap::new(),
+        outbox_paths: HashMap::new(),
         followed_presence: HashSet::new(),
         internal_tx,
         reports_tx,
@@ -123,6 +127,14 @@ pub(super) struct Engine {
     pub(super) outboxes: HashMap<String, Outbox>,
     /// Rooms whose message stream we subscribed (the client re-subscribes after reconnects).
     pub(super) subscribed_rooms: HashSet<String>,
+    /// Paths A/B (servers without the 7.x relay): inbound checks and each room's chosen path.
+    pub(super) realtime: crate::transport::realtime::Realtime,
+    /// Pacing of this connection's realtime calls.
+    pub(super) pacer: crate::transport::realtime::Pacer,
+    /// Starts waiting for the peer's daemon to answer a probe.
+    pub(super) probes: HashMap<String, super::realtime::PendingStart>,
+    /// The path each realtime outbox was built for.
+    pub(super) outbox_paths: HashMap<String, crate::transport::realtime::Path>,
     /// Peers whose presence we follow.
     pub(super) followed_presence: HashSet<String>,
     /// Numbering, fan-out and scrollback of events.
@@ -184,10 +196,7 @@ impl Engine {
             Some(c) => (c.otr_relay, c.reason.clone().unwrap_or_default()),
             None => (false, format!("not connected to the server ({})", self.connection.1)),
         };
-        let mut native_transports = Vec::new();
-        if otr_available {
-            native_transports.push(TransportKind::OtrRelay);
-        }
+        let native_transports = self.native_transports();
         StatusInfo {
             server_url: self.cfg.config.server.url.clone(),
             account: self.cfg.config.account.username.clone(),

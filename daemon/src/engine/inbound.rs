@@ -6,7 +6,7 @@ use super::core::{now_ms, Engine, Internal};
 use super::types::*;
 use crate::otr::session::{Input, Output, SignalKind};
 use crate::rocketchat::{self, parse_presence_event, ClientEvent, DirectRoom};
-use crate::transport::{Frame, Outbox, Report, RoomAddr};
+use crate::transport::{realtime, Frame, Outbox, Report, RoomAddr};
 use serde_json::{json, Value};
 
 impl Engine {
@@ -54,6 +54,9 @@ impl Engine {
                     if let Err(e) = client.subscribe("stream-notify-user", vec![json!(format!("{uid}/otr")), stream_opts()]).await {
                         tracing::warn!(error = %e, "cannot follow OTR signalling");
                     }
+                } else if let Err(e) = client.subscribe("stream-notify-user", realtime::path_b::subscribe_params(&uid)).await {
+                    // Path B's inbound side (no 7.x relay: otrd ↔ otrd over paths A and B).
+                    tracing::warn!(error = %e, "cannot follow path B");
                 }
                 for event in ["subscriptions-changed", "rooms-changed"] {
                     if let Err(e) = client.subscribe("stream-notify-user", vec![json!(format!("{uid}/{event}")), stream_opts()]).await {
@@ -82,6 +85,9 @@ impl Engine {
     }
 
     fn on_stream(&mut self, collection: &str, event_name: &str, args: Vec<Value>) {
+        if self.on_realtime_event(collection, event_name, &args) {
+            return;
+        }
         let Some(my_uid) = self.me.as_ref().map(|m| m.user_id.clone()) else { return };
         match collection {
             "stream-notify-user" if event_name == format!("{my_uid}/otr") => self.on_signal(args),
@@ -144,7 +150,10 @@ impl Engine {
                 let answer = match result {
                     Ok(room) => {
                         self.on_rooms(vec![room.clone()]);
-                        if self.rooms.get(&room.room_id).is_some() {
+                        if self.rooms.get(&room.room_id).is_some() && self.realtime_mode() {
+                            self.start_probing(&room.room_id, scheme, reply);
+                            return;
+                        } else if self.rooms.get(&room.room_id).is_some() {
                             self.start_in_room(&room.room_id, scheme)
                         } else {
                             Err(EngineError::NotFound("that is not a 1:1 direct message".into()))
@@ -181,10 +190,17 @@ impl Engine {
             .collect();
         let Some(client) = self.client.clone() else { return };
         let tx = self.internal_tx.clone();
+        let path_a = self.realtime_mode();
         tokio::spawn(async move {
             for rid in new_rooms {
                 if let Err(e) = client.subscribe("stream-room-messages", vec![json!(rid), stream_opts()]).await {
                     tracing::warn!(room = %rid, error = %e, "cannot follow room messages");
+                }
+                // Path A's inbound side, per DM (no 7.x relay).
+                if path_a {
+                    if let Err(e) = client.subscribe("stream-notify-room", realtime::path_a::subscribe_params(&rid)).await {
+                        tracing::warn!(room = %rid, error = %e, "cannot follow path A");
+                    }
                 }
             }
             if !new_peers.is_empty() {
@@ -227,6 +243,7 @@ impl Engine {
         for room_id in ids {
             self.drive(&room_id, Input::Tick);
         }
+        self.on_probe_tick();
     }
 
     /// Feeds a network or timer input to a room's session and performs its outputs.
@@ -247,6 +264,7 @@ impl Engine {
                         self.observe_identity(room_id);
                     }
                     let trust = self.trust_for(room_id).unwrap_or(Trust::Unverified);
+                    let transport = self.transport_of(room_id, transport);
                     self.emit(EventKind::State { peer, room_id: rid, state, mode, transport, trust, detail });
                     continue;
                 }
@@ -267,6 +285,7 @@ impl Engine {
     /// A session's snapshot with the trust the store gives its peer's identity.
     pub(super) fn session_info(&self, room_id: &str) -> Option<SessionInfo> {
         let mut info = self.sessions.get(room_id)?.info();
+        info.transport = self.transport_of(room_id, info.transport);
         if let Some(trust) = self.trust_for(room_id) {
             info.trust = trust;
         }
@@ -288,6 +307,11 @@ impl Engine {
     }
 
     fn outbox(&mut self, room_id: &str) -> Option<&Outbox> {
+        if !self.outboxes.contains_key(room_id) && self.realtime_mode() {
+            // No 7.x relay: only paths A/B, and only once a path is chosen.
+            let outbox = self.realtime_outbox(room_id)?;
+            self.outboxes.insert(room_id.to_owned(), outbox);
+        }
         if !self.outboxes.contains_key(room_id) {
             let client = self.client.clone()?;
             let room = self.rooms.get(room_id)?;

@@ -14,6 +14,7 @@ mod events;
 mod handle;
 mod identity;
 mod inbound;
+mod realtime;
 mod rooms;
 pub mod types;
 

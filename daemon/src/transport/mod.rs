@@ -4,9 +4,11 @@
 //! - [`relay`] — the Rocket.Chat ≤ 7.x OTR relay: `<peerUid>/otr` signalling through
 //!   `stream-notify-user`, `sendMessage` with `t:"otr"`, `updateOTRAck`, `chat.otr`. The only
 //!   path a stock client understands.
+//! - [`realtime`] — paths A and B for otrd ↔ otrd on servers without the relay (8.x).
 //! - [`outbox`] — one task per room that performs frames in order and reports outcomes.
 
 pub mod outbox;
+pub mod realtime;
 pub mod relay;
 
 pub use outbox::{Outbox, Report};

@@ -45,6 +45,13 @@ impl Outbox {
         Self { tx }
     }
 
+    /// Starts the room's task on a realtime path (A or B): frames that queue up share a call.
+    pub fn spawn_realtime(route: super::realtime::sender::Route, reports: mpsc::UnboundedSender<Report>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(super::realtime::sender::run(route, rx, reports));
+        Self { tx }
+    }
+
     /// Queues a frame; false if the room's task is gone.
     pub fn push(&self, frame: Frame) -> bool {
         self.tx.send(frame).is_ok()
@@ -93,7 +100,7 @@ async fn run(
     }
 }
 
-fn frame_name(frame: &Frame) -> &'static str {
+pub(crate) fn frame_name(frame: &Frame) -> &'static str {
     match frame {
         Frame::Signal { kind, .. } => kind.as_str(),
         Frame::Message { .. } => "message",

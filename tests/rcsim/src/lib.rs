@@ -14,6 +14,8 @@
 //! * `rest` — the REST endpoints; `admin` — `/_sim/*` test-control endpoints.
 //! * `ratelimit`, `audit`, `faults` — Meteor's DDP limiter, the audit log, fault switches.
 //! * `server` — `start()` and [`SimHandle`].
+//! * `stock8` — a model of the stock 8.x web client's typing indicator and video-conference
+//!   manager, to show that otrd frames on paths A/B change nothing a stock user sees.
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -23,6 +25,7 @@ pub mod faults;
 pub mod ratelimit;
 pub mod rules;
 pub mod state;
+pub mod stock8;
 
 mod admin;
 mod conn;

@@ -233,7 +233,7 @@ impl Session {
                 ),
                 id,
             ));
-            if self.state == SessionState::Established {
+            if self.state == SessionState::Established && self.policy.decrypt_failure_ends_session {
                 let detail = format!(
                     "could not decrypt a message from {}",
                     self.ctx.peer_username

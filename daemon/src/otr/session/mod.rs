@@ -100,6 +100,10 @@ pub struct SessionPolicy {
     pub peer_known_native: bool,
     /// On such a downgrade: refuse the session (default) or accept it, with an alarm either way.
     pub refuse_downgrade: bool,
+    /// A message that does not decrypt ends an established session in `Error` (stock
+    /// behaviour; default). Off on transports anyone can write to (path B on 8.x), where an
+    /// undecryptable frame is reported and dropped so a third user cannot end the session.
+    pub decrypt_failure_ends_session: bool,
 }
 
 /// What the native scheme needs from the daemon: the identity and this run's instance tag.
@@ -134,6 +138,7 @@ impl Default for SessionPolicy {
             native: None,
             peer_known_native: false,
             refuse_downgrade: true,
+            decrypt_failure_ends_session: true,
         }
     }
 }

@@ -1,0 +1,281 @@
+//! The engine's hooks for the realtime paths (PROTOCOL.md §12) on a server without the 7.x OTR
+//! relay: choosing a path for Start (probe A, then B), answering the peer's probes, turning
+//! inbound envelopes into session inputs, and building a room's realtime outbox. The path
+//! logic itself lives in `transport::realtime`; sessions never see which path carried a frame.
+
+use super::core::{now_ms, Engine};
+use super::types::*;
+use crate::transport::realtime::{envelope::Item, probe, sender::Route, Inbound, KnownRoom, Path};
+use crate::transport::{Outbox, RoomAddr};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// A Start waiting for the peer's daemon to answer a probe.
+pub(super) struct PendingStart {
+    path: Path,
+    nonce: String,
+    deadline_ms: i64,
+    scheme: SchemePreference,
+    reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+}
+
+impl Engine {
+    /// True when the server has no 7.x relay: otrd ↔ otrd then travels over paths A and B.
+    pub(super) fn realtime_mode(&self) -> bool {
+        self.me.as_ref().is_some_and(|m| !m.server.otr_relay)
+    }
+
+    /// Start on such a server: native only, after a probe found a path.
+    pub(super) fn start_probing(
+        &mut self,
+        room_id: &str,
+        scheme: SchemePreference,
+        reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+    ) {
+        let peer = self
+            .rooms
+            .get(room_id)
+            .map(|r| r.peer_username.clone())
+            .unwrap_or_default();
+        if scheme == SchemePreference::Legacy {
+            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+                "cannot start the legacy scheme with {peer}: it needs the Rocket.Chat ≤ 7.x OTR relay, \
+                 which this server does not have; start with the native scheme (nothing was sent)"
+            ))));
+            return;
+        }
+        if self.identity.native.is_none() {
+            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+                "cannot start OTR with {peer}: this server only carries the native scheme and this \
+                 daemon has no native identity (no state directory); nothing was sent"
+            ))));
+            return;
+        }
+        if let Err(e) = self.check_memory_policy() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if self.probes.contains_key(room_id) {
+            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+                "already looking for a path to {peer}'s daemon"
+            ))));
+            return;
+        }
+        let nonce = probe::nonce(&mut self.rng);
+        self.send_control(room_id, Path::A, probe::request(&nonce));
+        let deadline_ms = now_ms() + probe::WAIT_MS;
+        self.probes.insert(
+            room_id.to_owned(),
+            PendingStart {
+                path: Path::A,
+                nonce,
+                deadline_ms,
+                scheme,
+                reply,
+            },
+        );
+    }
+
+    /// Moves unanswered probes on to the next path, or fails their Start.
+    pub(super) fn on_probe_tick(&mut self) {
+        let now = now_ms();
+        let due: Vec<String> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.deadline_ms <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for room_id in due {
+            let Some(mut p) = self.probes.remove(&room_id) else {
+                continue;
+            };
+            match probe::next(p.path) {
+                Some(next) => {
+                    p.nonce = probe::nonce(&mut self.rng);
+                    p.path = next;
+                    p.deadline_ms = now + probe::WAIT_MS;
+                    self.send_control(&room_id, next, probe::request(&p.nonce));
+                    self.probes.insert(room_id, p);
+                }
+                None => {
+                    let peer = self
+                        .rooms
+                        .get(&room_id)
+                        .map(|r| r.peer_username.clone())
+                        .unwrap_or_default();
+                    tracing::info!(room = %room_id, "no otrd answered on path A or B");
+                    let _ =
+                        p.reply
+                            .send(Err(EngineError::FailedPrecondition(probe::no_otrd_reason(
+                                &peer,
+                            ))));
+                }
+            }
+        }
+    }
+
+    /// Takes an event from path A or B; false when it is not one.
+    pub(super) fn on_realtime_event(
+        &mut self,
+        collection: &str,
+        event_name: &str,
+        args: &[Value],
+    ) -> bool {
+        if !self.realtime_mode() {
+            return false;
+        }
+        let Some(my_uid) = self.me.as_ref().map(|m| m.user_id.clone()) else {
+            return false;
+        };
+        let rooms = &self.rooms;
+        let room_of = |id: &str| {
+            rooms.get(id).map(|r| KnownRoom {
+                room_id: r.room_id.clone(),
+                peer_uid: r.peer_uid.clone(),
+                peer_username: r.peer_username.clone(),
+            })
+        };
+        let result = self
+            .realtime
+            .accept(collection, event_name, args, &my_uid, room_of, now_ms());
+        let inbound = match result {
+            None => return false,
+            Some(Err(why)) => {
+                tracing::debug!(event = event_name, reason = %why, "realtime frame dropped");
+                return true;
+            }
+            Some(Ok(list)) => list,
+        };
+        for item in inbound {
+            match item {
+                Inbound::Session {
+                    room_id,
+                    path,
+                    input,
+                } => {
+                    self.outbox_follows(&room_id, path);
+                    if self.ensure_session(&room_id).is_ok() {
+                        self.drive(&room_id, input);
+                    }
+                }
+                Inbound::ProbeRequest {
+                    room_id,
+                    path,
+                    nonce,
+                } => {
+                    let live = self.sessions.get(&room_id).is_some_and(|s| {
+                        matches!(
+                            s.state(),
+                            SessionState::Established | SessionState::Establishing
+                        )
+                    });
+                    // A live session keeps its path: a probe (anyone can write on B) must not
+                    // redirect it. Otherwise the peer's choice is ours.
+                    if !live || self.realtime.path(&room_id) == Some(path) {
+                        self.realtime.set_path(&room_id, path);
+                        self.outbox_follows(&room_id, path);
+                        self.send_control(&room_id, path, probe::answer(&nonce));
+                    }
+                }
+                Inbound::ProbeAnswered {
+                    room_id,
+                    path,
+                    nonce,
+                } => self.on_probe_answered(&room_id, path, &nonce),
+            }
+        }
+        true
+    }
+
+    fn on_probe_answered(&mut self, room_id: &str, path: Path, nonce: &str) {
+        let matches = self
+            .probes
+            .get(room_id)
+            .is_some_and(|p| p.path == path && p.nonce == nonce);
+        if !matches {
+            return;
+        }
+        let Some(p) = self.probes.remove(room_id) else {
+            return;
+        };
+        self.realtime.set_path(room_id, path);
+        self.outbox_follows(room_id, path);
+        tracing::info!(room = %room_id, transport = path.kind().as_str(), "path to the peer's otrd found");
+        // Native only on these paths (the stock scheme has no peer here).
+        let _ = p.scheme;
+        let _ = p
+            .reply
+            .send(self.start_in_room(room_id, SchemePreference::Native));
+    }
+
+    /// Drops a room's outbox when its path changed, so the next frame goes the new way.
+    fn outbox_follows(&mut self, room_id: &str, path: Path) {
+        if self.outbox_paths.get(room_id).is_some_and(|p| *p != path) {
+            self.outboxes.remove(room_id);
+            self.outbox_paths.remove(room_id);
+        }
+    }
+
+    fn route(&self, room_id: &str, path: Path) -> Option<Route> {
+        let client = self.client.clone()?;
+        let me = self.me.as_ref()?;
+        let room = self.rooms.get(room_id)?;
+        Some(Route {
+            client,
+            room: RoomAddr {
+                room_id: room.room_id.clone(),
+                peer_uid: room.peer_uid.clone(),
+            },
+            path,
+            my_uid: me.user_id.clone(),
+            my_username: me.username.clone(),
+            pacer: self.pacer.clone(),
+        })
+    }
+
+    /// A room's realtime outbox, once its path is known (`None` before: nothing is ever sent
+    /// through the 7.x methods on such a server).
+    pub(super) fn realtime_outbox(&mut self, room_id: &str) -> Option<Outbox> {
+        let path = self.realtime.path(room_id)?;
+        let route = self.route(room_id, path)?;
+        self.outbox_paths.insert(room_id.to_owned(), path);
+        Some(Outbox::spawn_realtime(route, self.reports_tx.clone()))
+    }
+
+    /// Sends one probe or probe answer (paced like everything else on that method).
+    fn send_control(&mut self, room_id: &str, path: Path, item: Item) {
+        let Some(route) = self.route(room_id, path) else {
+            return;
+        };
+        let envelope = self.realtime.control_envelope(&route.my_uid, room_id, item);
+        tokio::spawn(async move {
+            if let Err(e) = route.send(&envelope).await {
+                tracing::debug!(room = %route.room.room_id, error = %e, "probe not sent");
+            }
+        });
+    }
+
+    /// The transport a room's session uses, as shown to front-ends.
+    pub(super) fn transport_of(
+        &self,
+        room_id: &str,
+        session_says: Option<TransportKind>,
+    ) -> Option<TransportKind> {
+        if self.realtime_mode() {
+            session_says.and(self.realtime.path(room_id).map(Path::kind))
+        } else {
+            session_says
+        }
+    }
+
+    /// What GetStatus lists as otrd-to-otrd transports on this server.
+    pub(super) fn native_transports(&self) -> Vec<TransportKind> {
+        match &self.me {
+            Some(m) if m.server.otr_relay => vec![TransportKind::OtrRelay],
+            Some(_) if self.identity.native.is_some() => {
+                vec![TransportKind::UserActivity, TransportKind::VideoConference]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
