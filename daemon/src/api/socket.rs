@@ -6,10 +6,11 @@
 //! 2. an existing file at the path: a socket nobody answers on (connect gets `ECONNREFUSED`) is
 //!    stale and removed; one that answers means another otrd is serving, and we stop; anything
 //!    that is not a socket is left alone and refused;
-//! 3. the socket is bound under a umask of 0177, so it is created 0600 — there is no moment at
-//!    which it exists with wider permissions (a chmod after bind would leave such a moment). The
-//!    umask is process-wide, so this runs at startup before any other task creates files, and the
-//!    old umask is restored right after.
+//! 3. the socket is bound and then set to 0600. Access is already decided by step 1: nobody but
+//!    us can traverse the 0700 directory, so there is no moment at which another user could
+//!    reach the socket, whatever its mode. (Narrowing the umask around `bind` instead would race:
+//!    the umask is process-wide, and any thread creating a directory meanwhile would get the
+//!    narrowed mode.)
 //!
 //! Socket activation: when `LISTEN_PID` is our pid and `LISTEN_FDS` is 1, fd 3 is the listener
 //! (checked to be a Unix stream socket, marked close-on-exec so secret commands do not inherit it);
@@ -86,12 +87,9 @@ impl ServerSocket {
             path: path.to_path_buf(),
             source,
         };
-        let listener = {
-            let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-            let bound = std::os::unix::net::UnixListener::bind(path);
-            rustix::process::umask(old);
-            bound.map_err(|e| io_err("bind", e))?
-        };
+        let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| io_err("bind", e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err("restrict", e))?;
         listener
             .set_nonblocking(true)
             .map_err(|e| io_err("configure", e))?;
