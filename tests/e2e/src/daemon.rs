@@ -92,12 +92,18 @@ impl Daemon {
                 bail!("otrd exited early ({status}); log:\n{}", self.log());
             }
             if let Ok(mut c) = self.client().await {
-                if c.get_status(otrd_proto::v1::GetStatusRequest {}).await.is_ok() {
+                if c.get_status(otrd_proto::v1::GetStatusRequest {})
+                    .await
+                    .is_ok()
+                {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                bail!("otrd did not answer within {within:?}; log:\n{}", self.log());
+                bail!(
+                    "otrd did not answer within {within:?}; log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -127,9 +127,11 @@ impl Node {
         state: SessionState,
         within: Duration,
     ) -> anyhow::Result<otrd_proto::v1::StateChange> {
-        let kind = wait_for(&mut self.events, within, |k| {
-            matches!(k, Kind::State(s) if s.peer == peer && s.state == state as i32)
-        })
+        let kind = wait_for(
+            &mut self.events,
+            within,
+            |k| matches!(k, Kind::State(s) if s.peer == peer && s.state == state as i32),
+        )
         .await
         .with_context(|| format!("{}: waiting for {peer} to be {state:?}", self.user))?;
         match kind {
@@ -268,7 +270,10 @@ pub fn assert_server_saw_nothing(
 ) -> anyhow::Result<()> {
     use base64::Engine as _;
     for text in texts {
-        ensure!(!audit.contains(text), "plaintext {text:?} reached the server");
+        ensure!(
+            !audit.contains(text),
+            "plaintext {text:?} reached the server"
+        );
     }
     for key in private_keys {
         let forms = [
@@ -292,7 +297,10 @@ pub fn assert_server_saw_nothing(
             }
         }
     }
-    ensure!(jwks > 0, "no public key was ever sent: the audit saw no handshake");
+    ensure!(
+        jwks > 0,
+        "no public key was ever sent: the audit saw no handshake"
+    );
     for stored in audit.stored_messages() {
         ensure!(stored["t"] != "otr", "an OTR message was stored: {stored}");
     }
@@ -307,7 +315,10 @@ fn check_jwks(v: &Value) -> anyhow::Result<usize> {
             Err(_) => 0,
         },
         Value::Object(o) if o.contains_key("kty") => {
-            ensure!(!o.contains_key("d"), "a private JWK reached the server: {v}");
+            ensure!(
+                !o.contains_key("d"),
+                "a private JWK reached the server: {v}"
+            );
             1
         }
         Value::Object(o) => o.values().map(check_jwks).sum::<anyhow::Result<usize>>()?,
@@ -321,6 +332,10 @@ fn check_jwks(v: &Value) -> anyhow::Result<usize> {
 pub fn identity_private_key(daemon: &Daemon) -> anyhow::Result<Vec<u8>> {
     let path = daemon.dir.path().join("data/otrd/identity.key");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    ensure!(bytes.len() == 40, "unexpected identity file length {}", bytes.len());
+    ensure!(
+        bytes.len() == 40,
+        "unexpected identity file length {}",
+        bytes.len()
+    );
     Ok(bytes[8..].to_vec())
 }

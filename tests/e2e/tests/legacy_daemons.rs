@@ -16,7 +16,11 @@ use serde_json::Value;
 /// Starts alice and bob (each a real otrd) on a fresh simulator and establishes a legacy session
 /// started by alice with `otrctl start --legacy`, accepted by bob with `otrctl accept`.
 async fn legacy_pair() -> anyhow::Result<(rcsim::SimHandle, Node, Node)> {
-    let sim = rcsim::start(sim_config(&["alice", "bob"], &[("alice", "bob")]), "127.0.0.1:0".parse()?).await?;
+    let sim = rcsim::start(
+        sim_config(&["alice", "bob"], &[("alice", "bob")]),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
     let url = sim.http_url();
     let mut alice = Node::start(&url, "alice", "").await?;
     let mut bob = Node::start(&url, "bob", "").await?;
@@ -27,7 +31,11 @@ async fn legacy_pair() -> anyhow::Result<(rcsim::SimHandle, Node, Node)> {
     assert_eq!(accepted["state"], "established");
     assert_eq!(accepted["mode"], "legacy");
     let est = alice.wait_state("bob", SessionState::Established).await?;
-    assert_eq!(est.mode, Mode::Legacy as i32, "--legacy must not negotiate native");
+    assert_eq!(
+        est.mode,
+        Mode::Legacy as i32,
+        "--legacy must not negotiate native"
+    );
     Ok((sim, alice, bob))
 }
 
@@ -48,7 +56,12 @@ fn sends_of(audit: &rcsim::Audit, id: &str) -> Vec<String> {
         .filter_map(|r| serde_json::from_str::<Value>(&r.data).ok())
         .filter(|v| v["msg"] == "method" && v["method"] == "sendMessage")
         .filter(|v| v["params"][0]["_id"] == id)
-        .map(|v| v["params"][0]["msg"].as_str().unwrap_or_default().to_owned())
+        .map(|v| {
+            v["params"][0]["msg"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -71,14 +84,23 @@ async fn two_daemons_forced_to_legacy_chat_both_ways_and_either_ends() -> anyhow
     let status = alice.status().await?;
     assert_eq!(status.established_count, 0);
 
-    let keys = [identity_private_key(&alice.daemon)?, identity_private_key(&bob.daemon)?];
-    let texts = ["hello from alice", "hello back from bob", &long[..], "after bob's refresh"];
+    let keys = [
+        identity_private_key(&alice.daemon)?,
+        identity_private_key(&bob.daemon)?,
+    ];
+    let texts = [
+        "hello from alice",
+        "hello back from bob",
+        &long[..],
+        "after bob's refresh",
+    ];
     assert_server_saw_nothing(&sim.audit(), &texts, &keys)?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_sent_around_a_connection_drop_is_resent_unchanged_and_delivered() -> anyhow::Result<()> {
+async fn a_message_sent_around_a_connection_drop_is_resent_unchanged_and_delivered(
+) -> anyhow::Result<()> {
     let (sim, mut alice, mut bob) = legacy_pair().await?;
     exchange(&mut alice, &mut bob, "before the drop").await?;
 
@@ -98,8 +120,7 @@ async fn a_message_sent_around_a_connection_drop_is_resent_unchanged_and_deliver
 
     // Delivered after the reconnect — or reported failed; never silently lost.
     let outcome = otrd_e2e::events::wait_for(&mut alice.events, WAIT, |k| {
-        matches!(k, Kind::Delivered(d) if d.id == id)
-            || matches!(k, Kind::Error(e) if e.id == id)
+        matches!(k, Kind::Delivered(d) if d.id == id) || matches!(k, Kind::Error(e) if e.id == id)
     })
     .await?;
     let Kind::Delivered(_) = outcome else {
@@ -111,17 +132,29 @@ async fn a_message_sent_around_a_connection_drop_is_resent_unchanged_and_deliver
     // The resend repeated the same id with the same ciphertext (no re-encryption).
     let sends = sends_of(&sim.audit(), &id);
     assert!(sends.len() >= 2, "the message was not resent: {sends:?}");
-    assert!(sends.iter().all(|m| *m == sends[0]), "a resend changed the ciphertext");
+    assert!(
+        sends.iter().all(|m| *m == sends[0]),
+        "a resend changed the ciphertext"
+    );
 
     // The session survived the reconnect: both ways still work, and bob saw the message once.
     exchange(&mut bob, &mut alice, "after the reconnect").await?;
-    let again = otrd_e2e::events::wait_for(&mut bob.events, Duration::from_secs(1), |k| {
-        matches!(k, Kind::Message(m) if m.id == id)
-    })
+    let again = otrd_e2e::events::wait_for(
+        &mut bob.events,
+        Duration::from_secs(1),
+        |k| matches!(k, Kind::Message(m) if m.id == id),
+    )
     .await;
     assert!(again.is_err(), "bob was shown the resent message twice");
-    let keys = [identity_private_key(&alice.daemon)?, identity_private_key(&bob.daemon)?];
-    assert_server_saw_nothing(&sim.audit(), &[text, "before the drop", "after the reconnect"], &keys)?;
+    let keys = [
+        identity_private_key(&alice.daemon)?,
+        identity_private_key(&bob.daemon)?,
+    ];
+    assert_server_saw_nothing(
+        &sim.audit(),
+        &[text, "before the drop", "after the reconnect"],
+        &keys,
+    )?;
     Ok(())
 }
 
@@ -134,13 +167,25 @@ async fn on_an_8x_server_start_fails_with_the_reason_and_nothing_is_sent() -> an
 
     let status = alice.ctl(&["status"])?;
     assert_eq!(status["otr_available"], false, "{status}");
-    let reason = status["otr_unavailable_reason"].as_str().unwrap_or_default();
-    assert!(reason.contains('8') && reason.contains("removed OTR"), "{reason}");
+    let reason = status["otr_unavailable_reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains('8') && reason.contains("removed OTR"),
+        "{reason}"
+    );
 
-    for args in [vec!["start", "bob"], vec!["start", "bob", "--legacy"], vec!["start", &format!("room:{}", dm_id("alice", "bob"))]] {
+    for args in [
+        vec!["start", "bob"],
+        vec!["start", "bob", "--legacy"],
+        vec!["start", &format!("room:{}", dm_id("alice", "bob"))],
+    ] {
         let (code, stderr) = alice.ctl_fails(&args)?;
         assert_eq!(code, 1, "{stderr}");
-        assert!(stderr.contains('8') && stderr.contains("removed OTR"), "{stderr}");
+        assert!(
+            stderr.contains('8') && stderr.contains("removed OTR"),
+            "{stderr}"
+        );
         assert!(stderr.contains("nothing was sent"), "{stderr}");
     }
     let (code, _) = alice.ctl_fails(&["send", "bob", "never in plaintext"])?;
@@ -151,7 +196,9 @@ async fn on_an_8x_server_start_fails_with_the_reason_and_nothing_is_sent() -> an
     let alice_uid = user_id("alice");
     let bob_uid = user_id("bob");
     for record in audit.sent_by(&alice_uid) {
-        let Ok(v) = serde_json::from_str::<Value>(&record.data) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(&record.data) else {
+            continue;
+        };
         if v["msg"] != "method" {
             continue;
         }
@@ -163,8 +210,15 @@ async fn on_an_8x_server_start_fails_with_the_reason_and_nothing_is_sent() -> an
             assert!(!event.ends_with("/otr"), "an OTR signal was sent: {v}");
         }
     }
-    assert!(!audit.contains(&format!("{bob_uid}/otr")), "an OTR signal was addressed to bob");
+    assert!(
+        !audit.contains(&format!("{bob_uid}/otr")),
+        "an OTR signal was addressed to bob"
+    );
     assert!(!audit.contains("never in plaintext"));
-    assert!(audit.stored_messages().is_empty(), "{:?}", audit.stored_messages());
+    assert!(
+        audit.stored_messages().is_empty(),
+        "{:?}",
+        audit.stored_messages()
+    );
     Ok(())
 }

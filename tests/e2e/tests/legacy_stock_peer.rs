@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use otrd_e2e::otr::{assert_server_saw_nothing, identity_private_key, password, sim_config, Node, WAIT};
+use otrd_e2e::otr::{
+    assert_server_saw_nothing, identity_private_key, password, sim_config, Node, WAIT,
+};
 use otrd_e2e::stock_peer::StockPeer;
 use otrd_proto::v1::SessionState;
 use serde_json::{json, Value};
@@ -57,7 +59,10 @@ async fn otrd_to_stock(alice: &mut Node, bob: &StockPeer, text: &str) -> anyhow:
 async fn stock_to_otrd(alice: &mut Node, bob: &StockPeer, text: &str) -> anyhow::Result<()> {
     bob.send(json!({"cmd": "send", "peer": "alice", "text": text}))?;
     let sent = bob.wait_for(WAIT, is("sent")).await?;
-    assert_eq!(sent["plaintext"], false, "the stock peer was not established");
+    assert_eq!(
+        sent["plaintext"], false,
+        "the stock peer was not established"
+    );
     let (id, got) = alice.wait_message("bob").await?;
     assert_eq!(got, text);
     assert_eq!(id, sent["id"].as_str().unwrap_or_default());
@@ -68,7 +73,11 @@ async fn stock_to_otrd(alice: &mut Node, bob: &StockPeer, text: &str) -> anyhow:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otrd_starts_chats_refreshes_and_ends_with_a_stock_client() -> anyhow::Result<()> {
-    let sim = rcsim::start(sim_config(&["alice", "bob"], &[("alice", "bob")]), "127.0.0.1:0".parse()?).await?;
+    let sim = rcsim::start(
+        sim_config(&["alice", "bob"], &[("alice", "bob")]),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
     let url = sim.http_url();
     let bob = stock(&url, "bob", &["--auto-accept"]).await?;
     let mut alice = Node::start(&url, "alice", "").await?;
@@ -78,7 +87,11 @@ async fn otrd_starts_chats_refreshes_and_ends_with_a_stock_client() -> anyhow::R
     bob.wait_for(WAIT, is("invitation")).await?;
     bob.wait_for(WAIT, is_state("ESTABLISHED")).await?;
     let est = alice.wait_state("bob", SessionState::Established).await?;
-    assert_eq!(est.mode, otrd_proto::v1::Mode::Legacy as i32, "a stock peer means legacy");
+    assert_eq!(
+        est.mode,
+        otrd_proto::v1::Mode::Legacy as i32,
+        "a stock peer means legacy"
+    );
     let sessions = alice.ctl(&["sessions"])?;
     assert_eq!(sessions["state"], "established");
     assert_eq!(sessions["mode"], "legacy");
@@ -132,7 +145,11 @@ async fn otrd_starts_chats_refreshes_and_ends_with_a_stock_client() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stock_client_starts_otrd_accepts_and_the_stock_client_ends() -> anyhow::Result<()> {
-    let sim = rcsim::start(sim_config(&["alice", "bob"], &[("alice", "bob")]), "127.0.0.1:0".parse()?).await?;
+    let sim = rcsim::start(
+        sim_config(&["alice", "bob"], &[("alice", "bob")]),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
     let url = sim.http_url();
     let bob = stock(&url, "bob", &[]).await?;
     let mut alice = Node::start(&url, "alice", "").await?;
@@ -149,18 +166,35 @@ async fn a_stock_client_starts_otrd_accepts_and_the_stock_client_ends() -> anyho
 
     bob.send(json!({"cmd": "end", "peer": "alice"}))?;
     let ended = alice.wait_state("bob", SessionState::Ended).await?;
-    assert!(ended.detail.contains("bob"), "who ended it: {}", ended.detail);
+    assert!(
+        ended.detail.contains("bob"),
+        "who ended it: {}",
+        ended.detail
+    );
     let (code, _) = alice.ctl_fails(&["send", "bob", "after the peer ended"])?;
     assert_eq!(code, 1);
 
     let key = identity_private_key(&alice.daemon)?;
-    assert_server_saw_nothing(&sim.audit(), &[UNICODE, "otrd as responder", "browser as initiator", "after the peer ended"], &[key])?;
+    assert_server_saw_nothing(
+        &sim.audit(),
+        &[
+            UNICODE,
+            "otrd as responder",
+            "browser as initiator",
+            "after the peer ended",
+        ],
+        &[key],
+    )?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_both_ways() -> anyhow::Result<()> {
-    let sim = rcsim::start(sim_config(&["alice", "bob"], &[("alice", "bob")]), "127.0.0.1:0".parse()?).await?;
+    let sim = rcsim::start(
+        sim_config(&["alice", "bob"], &[("alice", "bob")]),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
     let url = sim.http_url();
     let bob = stock(&url, "bob", &[]).await?;
     let mut alice = Node::start(&url, "alice", "").await?;
@@ -191,7 +225,10 @@ async fn deny_both_ways() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_invitations_time_out_both_ways() -> anyhow::Result<()> {
-    let cfg = sim_config(&["alice", "bob", "carol"], &[("alice", "bob"), ("alice", "carol")]);
+    let cfg = sim_config(
+        &["alice", "bob", "carol"],
+        &[("alice", "bob"), ("alice", "carol")],
+    );
     let sim = rcsim::start(cfg, "127.0.0.1:0".parse()?).await?;
     let url = sim.http_url();
     // bob is away from the keyboard; carol invites otrd's user, who never answers.
@@ -205,9 +242,13 @@ async fn unanswered_invitations_time_out_both_ways() -> anyhow::Result<()> {
     alice.wait_invitation("carol").await?;
 
     // Both windows run at once (10 s each).
-    let timed_out = alice.wait_state_within("bob", SessionState::Timeout, PROTOCOL_TIMEOUT).await?;
+    let timed_out = alice
+        .wait_state_within("bob", SessionState::Timeout, PROTOCOL_TIMEOUT)
+        .await?;
     assert_eq!(timed_out.peer, "bob");
-    carol.wait_for(PROTOCOL_TIMEOUT, is_state("TIMEOUT")).await?;
+    carol
+        .wait_for(PROTOCOL_TIMEOUT, is_state("TIMEOUT"))
+        .await?;
     bob.wait_for(WAIT, is_state("TIMEOUT")).await?;
     // A timed-out start cannot be used to send.
     let (code, _) = alice.ctl_fails(&["send", "bob", "into the void"])?;

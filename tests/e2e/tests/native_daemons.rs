@@ -18,7 +18,10 @@ use serde_json::{json, Value};
 const AUTO_ACCEPT: &str = "[policy]\nauto_accept = true\n";
 
 async fn sim() -> anyhow::Result<rcsim::SimHandle> {
-    let cfg = sim_config(&["alice", "bob", "mallory"], &[("alice", "bob"), ("alice", "mallory")]);
+    let cfg = sim_config(
+        &["alice", "bob", "mallory"],
+        &[("alice", "bob"), ("alice", "mallory")],
+    );
     rcsim::start(cfg, "127.0.0.1:0".parse()?).await
 }
 
@@ -42,19 +45,28 @@ async fn exchange(from: &mut Node, to: &mut Node, text: &str) -> anyhow::Result<
 /// The next incoming message `to` shows must be `text` (anything shown before it — a duplicate,
 /// a replay — fails the test).
 async fn next_message_is(to: &mut Node, text: &str) -> anyhow::Result<()> {
-    let kind = wait_for(&mut to.events, WAIT, |k| {
-        matches!(k, Kind::Message(m) if m.direction == Direction::In as i32)
-    })
+    let kind = wait_for(
+        &mut to.events,
+        WAIT,
+        |k| matches!(k, Kind::Message(m) if m.direction == Direction::In as i32),
+    )
     .await?;
-    let Kind::Message(m) = kind else { unreachable!("filtered") };
-    assert_eq!(m.text, text, "a message was shown that should not have been");
+    let Kind::Message(m) = kind else {
+        unreachable!("filtered")
+    };
+    assert_eq!(
+        m.text, text,
+        "a message was shown that should not have been"
+    );
     Ok(())
 }
 
 /// Waits for a security alarm (or error) at `node`; returns its code.
 async fn wait_alarm(node: &mut Node) -> anyhow::Result<String> {
     let kind = wait_for(&mut node.events, WAIT, |k| matches!(k, Kind::Alarm(_))).await?;
-    let Kind::Alarm(a) = kind else { unreachable!("filtered") };
+    let Kind::Alarm(a) = kind else {
+        unreachable!("filtered")
+    };
     Ok(a.code)
 }
 
@@ -81,7 +93,8 @@ fn relayed(payload: &Value, sender: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_daemons_go_native_chat_with_acks_and_agree_on_fingerprints_and_sas() -> anyhow::Result<()> {
+async fn two_daemons_go_native_chat_with_acks_and_agree_on_fingerprints_and_sas(
+) -> anyhow::Result<()> {
     let sim = sim().await?;
     let url = sim.http_url();
     let mut alice = Node::start(&url, "alice", "").await?;
@@ -90,7 +103,10 @@ async fn two_daemons_go_native_chat_with_acks_and_agree_on_fingerprints_and_sas(
     alice.ctl(&["start", "bob"])?;
     bob.wait_invitation("alice").await?;
     let accepted = bob.ctl(&["accept", "alice"])?;
-    assert_eq!(accepted["state"], "establishing", "native waits for key confirmation: {accepted}");
+    assert_eq!(
+        accepted["state"], "establishing",
+        "native waits for key confirmation: {accepted}"
+    );
     let est = alice.wait_state("bob", SessionState::Established).await?;
     assert_eq!(est.mode, Mode::Native as i32);
     bob.wait_state("alice", SessionState::Established).await?;
@@ -110,8 +126,15 @@ async fn two_daemons_go_native_chat_with_acks_and_agree_on_fingerprints_and_sas(
     let trusted = alice.ctl(&["trust", "bob"])?;
     assert_eq!(trusted["trust"], "verified");
 
-    let keys = [identity_private_key(&alice.daemon)?, identity_private_key(&bob.daemon)?];
-    assert_server_saw_nothing(&sim.audit(), &["native hello", "native answer", &"ß".repeat(1_750)], &keys)?;
+    let keys = [
+        identity_private_key(&alice.daemon)?,
+        identity_private_key(&bob.daemon)?,
+    ];
+    assert_server_saw_nothing(
+        &sim.audit(),
+        &["native hello", "native answer", &"ß".repeat(1_750)],
+        &keys,
+    )?;
     Ok(())
 }
 
@@ -120,7 +143,7 @@ async fn a_key_swapping_server_is_caught_by_key_confirmation() -> anyhow::Result
     let sim = sim().await?;
     let url = sim.http_url();
     let mut alice = Node::start(&url, "alice", "").await?;
-    let mut bob = Node::start(&url, "bob", AUTO_ACCEPT).await?;
+    let bob = Node::start(&url, "bob", AUTO_ACCEPT).await?;
     sim.set_mitm(MitmMode::ReplaceKeys);
 
     alice.ctl(&["start", "bob"])?;
@@ -176,7 +199,8 @@ async fn a_server_stripping_the_native_offer_is_refused_as_a_downgrade() -> anyh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_identity_for_a_known_peer_raises_fingerprint_changed_and_holds_sends() -> anyhow::Result<()> {
+async fn a_new_identity_for_a_known_peer_raises_fingerprint_changed_and_holds_sends(
+) -> anyhow::Result<()> {
     let sim = sim().await?;
     let url = sim.http_url();
     let mut alice = Node::start(&url, "alice", "").await?;
@@ -207,7 +231,8 @@ async fn a_new_identity_for_a_known_peer_raises_fingerprint_changed_and_holds_se
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicated_replayed_reflected_reordered_and_forged_traffic_changes_nothing() -> anyhow::Result<()> {
+async fn duplicated_replayed_reflected_reordered_and_forged_traffic_changes_nothing(
+) -> anyhow::Result<()> {
     let sim = sim().await?;
     let url = sim.http_url();
     let mut alice = Node::start(&url, "alice", "").await?;
@@ -224,7 +249,8 @@ async fn duplicated_replayed_reflected_reordered_and_forged_traffic_changes_noth
     next_message_is(&mut bob, "sentinel 1").await?;
 
     // Replayed by the server: alice's message again, as if freshly relayed.
-    let payload = sent_payload(&sim.audit(), &dup).ok_or_else(|| anyhow::anyhow!("no sendMessage for {dup}"))?;
+    let payload = sent_payload(&sim.audit(), &dup)
+        .ok_or_else(|| anyhow::anyhow!("no sendMessage for {dup}"))?;
     sim.inject_stream_event("stream-room-messages", &rid, relayed(&payload, "alice"));
     // Reflected: alice's own ciphertext presented to alice as if bob sent it.
     sim.inject_stream_event("stream-room-messages", &rid, relayed(&payload, "bob"));
@@ -244,7 +270,10 @@ async fn duplicated_replayed_reflected_reordered_and_forged_traffic_changes_noth
     }
     eventually(WAIT, "all three reached the server", || {
         let audit = sim.audit();
-        let n = ids.iter().filter(|id| sent_payload(&audit, id).is_some()).count();
+        let n = ids
+            .iter()
+            .filter(|id| sent_payload(&audit, id).is_some())
+            .count();
         async move { Ok(n == 3) }
     })
     .await?;
@@ -254,13 +283,19 @@ async fn duplicated_replayed_reflected_reordered_and_forged_traffic_changes_noth
     for _ in 0..3 {
         shown.push(bob.wait_message("alice").await?.1);
     }
-    assert_eq!(shown, ["third", "second", "first"], "each shown once, as they arrived");
+    assert_eq!(
+        shown,
+        ["third", "second", "first"],
+        "each shown once, as they arrived"
+    );
     // Acks come back in the order bob read the messages: collect all three, in any order.
     let mut acked = std::collections::HashSet::new();
     while acked.len() < ids.len() {
-        let kind = wait_for(&mut alice.events, WAIT, |k| {
-            matches!(k, Kind::Delivered(d) if ids.contains(&d.id) && !acked.contains(&d.id))
-        })
+        let kind = wait_for(
+            &mut alice.events,
+            WAIT,
+            |k| matches!(k, Kind::Delivered(d) if ids.contains(&d.id) && !acked.contains(&d.id)),
+        )
         .await?;
         if let Kind::Delivered(d) = kind {
             acked.insert(d.id);
@@ -271,14 +306,25 @@ async fn duplicated_replayed_reflected_reordered_and_forged_traffic_changes_noth
     // mallory's own name for the alice–bob room, and an acknowledge claiming to be bob.
     let mallory = StockPeer::spawn(&url, "mallory", &password("mallory"), &[]).await?;
     let to_alice = user_id("alice");
-    for (kind, from) in [("handshake", "mallory"), ("end", "mallory"), ("acknowledge", "bob")] {
+    for (kind, from) in [
+        ("handshake", "mallory"),
+        ("end", "mallory"),
+        ("acknowledge", "bob"),
+    ] {
         mallory.send(json!({"cmd": "send_raw_signal", "to_uid": to_alice, "type": kind, "payload": {
             "roomId": rid, "userId": user_id(from),
             "publicKey": r#"{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":"ioJoe5tCZv1VU__TKiPc9bAEJYCWqsAWfyHaokLB1Vo","y":"OtKF0OsmPtW135H8sOG8L6y11nxGPmgFnGGM4ldtDJE"}"#
         }}))?;
-        mallory.wait_for(WAIT, |e| e["event"] == "signal_sent").await?;
+        mallory
+            .wait_for(WAIT, |e| e["event"] == "signal_sent")
+            .await?;
     }
-    let kind = wait_for(&mut alice.events, WAIT, |k| matches!(k, Kind::Error(e) if e.code == "forged_event")).await?;
+    let kind = wait_for(
+        &mut alice.events,
+        WAIT,
+        |k| matches!(k, Kind::Error(e) if e.code == "forged_event"),
+    )
+    .await?;
     assert!(matches!(kind, Kind::Error(_)));
 
     // The session is intact both ways, and nothing was shown twice.

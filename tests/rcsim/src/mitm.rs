@@ -54,7 +54,11 @@ pub fn rewrite(mode: MitmMode, event: &str, args: &mut [Value]) -> bool {
     if mode == MitmMode::Off || !event.ends_with("/otr") {
         return false;
     }
-    let kind = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
+    let kind = args
+        .first()
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if kind != "handshake" && kind != "acknowledge" {
         return false;
     }
@@ -114,12 +118,19 @@ mod tests {
         assert!(rewrite(MitmMode::StripOffer, "peer/otr", &mut args));
         assert!(args[1].get("otrd").is_none());
 
-        let mut confirm = vec![json!("acknowledge"), json!({"roomId": "r", "otrd": {"rk": "x"}})];
+        let mut confirm = vec![
+            json!("acknowledge"),
+            json!({"roomId": "r", "otrd": {"rk": "x"}}),
+        ];
         assert!(!rewrite(MitmMode::StripOffer, "peer/otr", &mut confirm));
         let mut end = vec![json!("end"), json!({"roomId": "r"})];
         assert!(!rewrite(MitmMode::ReplaceKeys, "peer/otr", &mut end));
         let mut other = original.as_array().cloned().unwrap_or_default();
-        assert!(!rewrite(MitmMode::ReplaceKeys, "peer/rooms-changed", &mut other));
+        assert!(!rewrite(
+            MitmMode::ReplaceKeys,
+            "peer/rooms-changed",
+            &mut other
+        ));
         assert!(!rewrite(MitmMode::Off, "peer/otr", &mut other));
     }
 }
