@@ -210,7 +210,12 @@ impl Engine {
 
     /// Creates the room's session (and outbox) on first use.
     pub(super) fn ensure_session(&mut self, room_id: &str) -> Result<(), EngineError> {
-        if self.sessions.contains_key(room_id) {
+        if let Some(session) = self.sessions.get_mut(room_id) {
+            // The session outlives its runs: a peer first seen native during this daemon's run
+            // must count as known-native for the next handshake, or a downgrade goes unnoticed.
+            let peer = session.context().peer_username.clone();
+            let known = self.identity.trust.as_ref().is_some_and(|t| t.knows_native(&peer));
+            session.set_peer_known_native(known);
             return Ok(());
         }
         let me = self.require_login()?;

@@ -46,6 +46,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with extra `otrd` arguments.
     pub async fn start_with_args(config_toml: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(config_toml, extra, &[]).await
+    }
+
+    /// Like [`Daemon::start_with_args`] with extra environment variables for `otrd` (e.g.
+    /// `DBUS_SYSTEM_BUS_ADDRESS` pointing at a private bus with a fake logind).
+    pub async fn start_with_env(
+        config_toml: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("config.toml");
         std::fs::write(&config, config_toml)?;
@@ -64,6 +74,7 @@ impl Daemon {
             .env("XDG_CONFIG_HOME", dir.path().join("config"))
             .env_remove("OTRD_SOCKET")
             .env("RUST_LOG", "otrd=debug,info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -81,15 +92,26 @@ impl Daemon {
                 bail!("otrd exited early ({status}); log:\n{}", self.log());
             }
             if let Ok(mut c) = self.client().await {
-                if c.get_status(otrd_proto::v1::GetStatusRequest {}).await.is_ok() {
+                if c.get_status(otrd_proto::v1::GetStatusRequest {})
+                    .await
+                    .is_ok()
+                {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                bail!("otrd did not answer within {within:?}; log:\n{}", self.log());
+                bail!(
+                    "otrd did not answer within {within:?}; log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The otrd process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A fresh gRPC client on the daemon's socket.

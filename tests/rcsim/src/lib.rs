@@ -13,6 +13,7 @@
 //! * `streams` / `rules` — streamer publications and their read/write rules (7.x and 8.x).
 //! * `rest` — the REST endpoints; `admin` — `/_sim/*` test-control endpoints.
 //! * `ratelimit`, `audit`, `faults` — Meteor's DDP limiter, the audit log, fault switches.
+//! * `mitm` — the key-swapping man in the middle (rewrites OTR signalling in flight).
 //! * `server` — `start()` and [`SimHandle`].
 //! * `stock8` — a model of the stock 8.x web client's typing indicator and video-conference
 //!   manager, to show that otrd frames on paths A/B change nothing a stock user sees.
@@ -22,6 +23,7 @@ pub mod audit;
 pub mod config;
 pub mod ddp;
 pub mod faults;
+pub mod mitm;
 pub mod ratelimit;
 pub mod rules;
 pub mod state;
@@ -39,4 +41,5 @@ pub use audit::{Audit, ClientRecord, StoredRecord, Transport};
 pub use config::{
     AckShape, Credential, DmConfig, Limit, Mode, RateLimitConfig, SimConfig, Status, UserConfig,
 };
+pub use mitm::MitmMode;
 pub use server::{start, SimHandle};

@@ -152,6 +152,34 @@ impl SimHandle {
         self.sim.faults.set_duplicate_events(duplicate);
     }
 
+    /// Makes the server a man in the middle of OTR signalling (see [`crate::mitm`]).
+    pub fn set_mitm(&self, mode: crate::MitmMode) {
+        self.sim.faults.set_mitm(mode);
+    }
+
+    /// How many signalling payloads the man in the middle has changed so far.
+    pub fn mitm_rewrites(&self) -> u64 {
+        self.sim.faults.mitm_rewrites()
+    }
+
+    /// Holds every `stream-room-messages` event from now on, until [`Self::release_held_reversed`].
+    pub fn hold_room_messages(&self) {
+        self.sim.faults.hold_room_messages();
+    }
+
+    /// Stops holding and delivers the held room-message events newest first (reordered);
+    /// returns how many there were.
+    pub fn release_held_reversed(&self) -> usize {
+        self.sim.release_held_reversed()
+    }
+
+    /// Direct DDP injection, as a malicious server or relay could do: emits `args` on
+    /// `collection`/`event` to every subscriber (e.g. replaying a captured OTR message on
+    /// `stream-room-messages` `<rid>`).
+    pub fn inject_stream_event(&self, collection: &str, event: &str, args: serde_json::Value) {
+        self.sim.emit(collection, event, &args, None);
+    }
+
     /// Switches the DDP rate limiter on or off.
     pub fn set_rate_limits(&self, enabled: bool) {
         self.sim

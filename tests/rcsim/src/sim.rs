@@ -106,7 +106,25 @@ impl Sim {
     pub fn emit(&self, collection: &str, event: &str, args: &Value, except: Option<ConnId>) {
         let targets = self.lock().subscribers(collection, event, except);
         tracing::debug!(collection, event, targets = targets.len(), "stream event");
-        self.deliver(targets, ddp::stream_event(collection, event, args));
+        let frame = ddp::stream_event(collection, event, args);
+        if collection == "stream-room-messages" {
+            // Held (to be released reordered) when the test asked for it.
+            if let Some((targets, frame)) = self.faults.try_hold(targets, frame) {
+                self.deliver(targets, frame);
+            }
+            return;
+        }
+        self.deliver(targets, frame);
+    }
+
+    /// Sends every held room-message event, newest first; returns how many were held.
+    pub fn release_held_reversed(&self) -> usize {
+        let held = self.faults.release_reversed();
+        let n = held.len();
+        for (targets, frame) in held {
+            self.deliver(targets, frame);
+        }
+        n
     }
 
     /// Emits on the user stream `<uid>/<event>` (`notifyUser`).

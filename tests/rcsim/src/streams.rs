@@ -112,6 +112,15 @@ pub fn write(
     match stream {
         "stream-notify-user" => {
             if rules::allow_notify_user_write(&sim.cfg, &caller, event, args) {
+                let mut args = args.to_vec();
+                if crate::mitm::rewrite(sim.faults.mitm(), event, &mut args) {
+                    tracing::debug!(
+                        conn,
+                        event,
+                        "man in the middle rewrote a signalling payload"
+                    );
+                    sim.faults.count_mitm_rewrite();
+                }
                 sim.emit(stream, event, &json!(args), Some(conn));
             } else {
                 tracing::debug!(conn, "notify-user write refused");

@@ -14,9 +14,13 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 /// A long-term X25519 identity (one per account and machine).
+///
+/// Cloning shares the one locked copy of the private key: every session's policy holds a clone,
+/// and copying the key into each would leave one more copy of the long-term secret in the arena
+/// per room for the life of the daemon.
 #[derive(Clone)]
 pub struct LocalIdentity {
-    secret: LockedKey<32>,
+    secret: std::sync::Arc<LockedKey<32>>,
     public: [u8; 32],
 }
 
@@ -24,7 +28,10 @@ impl LocalIdentity {
     /// The identity whose private key is `secret` (as stored by `crate::identity`).
     pub fn from_secret(secret: LockedKey<32>) -> Self {
         let public = public_of(&secret);
-        Self { secret, public }
+        Self {
+            secret: std::sync::Arc::new(secret),
+            public,
+        }
     }
 
     /// A fresh random identity.

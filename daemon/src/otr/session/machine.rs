@@ -162,6 +162,12 @@ impl Session {
         self.cipher.as_ref().and_then(Cipher::native_peer)
     }
 
+    /// Updates whether the peer is known to speak native (the trust store learns it during a
+    /// session, after this session's policy was made).
+    pub fn set_peer_known_native(&mut self, known: bool) {
+        self.policy.peer_known_native = known;
+    }
+
     /// The room this session belongs to.
     pub fn context(&self) -> &RoomContext {
         &self.ctx

@@ -200,6 +200,24 @@ impl Session {
             mode,
             expires_ms,
         }));
+        // A peer known to speak native now offering only legacy is a possible downgrade (a
+        // server stripping the offer): tell the user, and under the refuse policy never accept
+        // it automatically — the user decides with accept or decline.
+        let downgrade = mode == crate::engine::Mode::Legacy
+            && self.policy.native.is_some()
+            && self.policy.peer_known_native;
+        if downgrade {
+            let refuse = self.policy.refuse_downgrade;
+            let message = format!(
+                "{} has used the native scheme before but now offers only legacy: possible downgrade; {}",
+                self.ctx.peer_username,
+                if refuse { "not accepted automatically (accept or decline it yourself)" } else { "accepted per policy" },
+            );
+            out.push(self.alarm("downgrade", message));
+            if refuse {
+                return;
+            }
+        }
         if self.policy.auto_accept {
             if let Err(e) = self.answer_offer(&offer, now, rng, out) {
                 out.push(self.error_event("accept_failed", e.to_string(), ""));
