@@ -16,6 +16,7 @@
 //! - [`engine`] — the task that owns every session and the event log and answers front-ends.
 //! - `demo` — `otrd --demo`: an embedded rcsim and a contact that answers.
 //! - [`api`] — the gRPC service on the Unix socket: peer credentials, event fan-out.
+//! - [`notify`] — desktop notifications (org.freedesktop.Notifications) for invitations.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod engine;
 pub mod identity;
 pub mod lockscreen;
+pub mod notify;
 pub mod otr;
 pub mod rocketchat;
 pub mod secure;
