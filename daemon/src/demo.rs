@@ -20,6 +20,8 @@ pub struct Demo {
     /// The contact's engine.
     echo: EngineHandle,
     tasks: Vec<JoinHandle<()>>,
+    /// The demo identities' directory, removed on drop.
+    _state: tempfile::TempDir,
 }
 
 impl Drop for Demo {
@@ -41,7 +43,11 @@ pub async fn start() -> anyhow::Result<Demo> {
         .await
         .context("starting the embedded Rocket.Chat simulator")?;
     let url = sim.http_url();
+    // Demo identities are throwaway: they live in a temporary directory, never in the user's
+    // real state directory, and vanish with the demo.
+    let state = tempfile::tempdir().context("creating the demo's state directory")?;
     let account = |name: &str, password: &str| EngineConfig {
+        state_dir: Some(state.path().join(name)),
         config: Config {
             server: ServerConfig { url: url.clone() },
             account: AccountConfig { username: name.to_owned(), ..AccountConfig::default() },
@@ -62,6 +68,7 @@ pub async fn start() -> anyhow::Result<Demo> {
         engine_config: account(DEMO_USER, "demo"),
         echo,
         tasks: vec![echo_task, answer_task],
+        _state: state,
     })
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn account(url: &str, user: &str, password: &str, auto_accept: bool) -> EngineConfig {
+fn account(url: &str, user: &str, password: &str, auto_accept: bool, state: Option<&std::path::Path>) -> EngineConfig {
     let mut config = Config {
         server: ServerConfig { url: url.to_owned() },
         account: AccountConfig { username: user.to_owned(), ..AccountConfig::default() },
@@ -20,6 +20,7 @@ fn account(url: &str, user: &str, password: &str, auto_accept: bool) -> EngineCo
     EngineConfig {
         config,
         credentials: Some(Credentials::Password { username: user.into(), password: SecretString::from(password) }),
+        state_dir: state.map(|d| d.join(user)),
     }
 }
 
@@ -54,8 +55,8 @@ async fn connected(h: &EngineHandle) {
 async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintext() {
     let sim = rcsim::start(rcsim::SimConfig::demo(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = sim.http_url();
-    let (me, _t1) = engine::spawn(account(&url, "me", "demo", false));
-    let (echo, _t2) = engine::spawn(account(&url, "echo", "echo", false));
+    let (me, _t1) = engine::spawn(account(&url, "me", "demo", false, None));
+    let (echo, _t2) = engine::spawn(account(&url, "echo", "echo", false, None));
     connected(&me).await;
     connected(&echo).await;
     let (_, mut me_ev) = me.watch(false).await.unwrap();
@@ -89,4 +90,43 @@ async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintex
         let t = stored.get("t").and_then(|t| t.as_str()).unwrap_or("");
         assert!(t.ends_with("_otr") && t != "otr", "stored: {stored}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_negotiate_native_and_agree_on_fingerprints_and_sas() {
+    let sim = rcsim::start(rcsim::SimConfig::demo(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = sim.http_url();
+    let dir = tempfile::tempdir().unwrap();
+    let (me, _t1) = engine::spawn(account(&url, "me", "demo", false, Some(dir.path())));
+    let (echo, _t2) = engine::spawn(account(&url, "echo", "echo", true, Some(dir.path())));
+    connected(&me).await;
+    connected(&echo).await;
+    let (_, mut me_ev) = me.watch(false).await.unwrap();
+    let (_, mut echo_ev) = echo.watch(false).await.unwrap();
+
+    me.start(PeerRef::Username("echo".into()), SchemePreference::Auto).await.unwrap();
+    let est = wait_event(&mut me_ev, |k| matches!(k, EventKind::State { state: SessionState::Established, .. })).await;
+    let EventKind::State { mode, trust, .. } = est else { unreachable!() };
+    assert_eq!(mode, Some(engine::Mode::Native));
+    assert_eq!(trust, engine::Trust::Unverified, "first use is remembered, not verified");
+    wait_event(&mut echo_ev, |k| matches!(k, EventKind::State { state: SessionState::Established, .. })).await;
+
+    let mine = me.fingerprint(Some(PeerRef::Username("echo".into()))).await.unwrap();
+    let theirs = echo.fingerprint(Some(PeerRef::Username("me".into()))).await.unwrap();
+    assert_eq!(mine.peer_fingerprint, theirs.own_fingerprint);
+    assert_eq!(theirs.peer_fingerprint, mine.own_fingerprint);
+    assert!(!mine.sas.is_empty());
+    assert_eq!(mine.sas, theirs.sas);
+
+    let sent = me.send(PeerRef::Username("echo".into()), SecretString::from("native hello")).await.unwrap();
+    let got = wait_event(&mut echo_ev, |k| matches!(k, EventKind::Message { direction: Direction::In, .. })).await;
+    let EventKind::Message { text, .. } = got else { unreachable!() };
+    assert_eq!(text.expose(), "native hello");
+    wait_event(&mut me_ev, |k| matches!(k, EventKind::Delivered { id, .. } if *id == sent.id)).await;
+
+    let wrong = me.trust(PeerRef::Username("echo".into()), "00".repeat(32)).await.unwrap_err();
+    assert!(matches!(wrong, engine::EngineError::FailedPrecondition(_)), "{wrong:?}");
+    let trusted = me.trust(PeerRef::Username("echo".into()), String::new()).await.unwrap();
+    assert_eq!(trusted.trust, Some(engine::Trust::Verified));
+    assert!(!sim.audit().contains("native hello"));
 }

@@ -4,6 +4,7 @@
 use super::core::{now_ms, Engine, Internal};
 use super::handle::{Command, SentMessage};
 use super::types::*;
+use crate::config::DowngradePolicy;
 use crate::otr::session::{self, Input, RoomContext, Session, SessionPolicy};
 use tokio::sync::oneshot;
 
@@ -24,7 +25,8 @@ impl Engine {
             }
             Command::Start { peer, scheme, reply } => self.start(peer, scheme, reply),
             Command::Accept(peer, r) => {
-                let _ = r.send(self.user_input(&peer, Input::Accept));
+                let answer = self.check_memory_policy().and_then(|()| self.user_input(&peer, Input::Accept));
+                let _ = r.send(answer);
             }
             Command::Decline(peer, r) => {
                 let _ = r.send(self.user_input(&peer, Input::Decline));
@@ -44,10 +46,11 @@ impl Engine {
             Command::Watch { include_scrollback, reply } => {
                 let _ = reply.send(self.log.attach(include_scrollback));
             }
-            Command::Fingerprint(_, r) | Command::Trust(_, _, r) => {
-                let _ = r.send(Err(EngineError::Unimplemented(
-                    "identity fingerprints belong to the native otrd-to-otrd scheme, which this daemon does not have yet".into(),
-                )));
+            Command::Fingerprint(peer, r) => {
+                let _ = r.send(self.fingerprint(peer.as_ref()));
+            }
+            Command::Trust(peer, fingerprint, r) => {
+                let _ = r.send(self.trust_peer(&peer, &fingerprint));
             }
         }
     }
@@ -77,7 +80,7 @@ impl Engine {
             .sessions
             .values()
             .filter(|s| s.state() != SessionState::NotStarted)
-            .map(Session::info)
+            .filter_map(|s| self.session_info(&s.context().room_id))
             .collect();
         out.sort_by(|a, b| a.peer.cmp(&b.peer));
         out
@@ -132,6 +135,7 @@ impl Engine {
     }
 
     pub(super) fn start_in_room(&mut self, room_id: &str, scheme: SchemePreference) -> Result<SessionInfo, EngineError> {
+        self.check_memory_policy()?;
         self.drive_user(room_id, Input::Start { scheme })
     }
 
@@ -169,6 +173,7 @@ impl Engine {
                 "no OTR session with {peer}; start one first (nothing was sent)"
             ))
         })?;
+        self.check_not_held(&room_id, peer)?;
         let session = self.sessions.get_mut(&room_id).ok_or_else(|| {
             EngineError::FailedPrecondition(format!(
                 "no OTR session with {peer}; start one first (nothing was sent)"
@@ -198,9 +203,9 @@ impl Engine {
             .get_mut(room_id)
             .ok_or_else(|| EngineError::Internal("session vanished".into()))?;
         let outputs = session.handle(input, now_ms(), &mut self.rng)?;
-        let info = session.info();
         self.perform(room_id, outputs);
-        Ok(info)
+        self.session_info(room_id)
+            .ok_or_else(|| EngineError::Internal("session vanished".into()))
     }
 
     /// Creates the room's session (and outbox) on first use.
@@ -213,10 +218,19 @@ impl Engine {
             .rooms
             .get(room_id)
             .ok_or_else(|| EngineError::NotFound(format!("room {room_id} is not a 1:1 direct message of ours")))?;
-        let policy = SessionPolicy::new(
-            self.cfg.config.auto_accept(&room.peer_username),
+        // Auto-accept creates keys too: not while memory cannot be locked under the refuse policy.
+        let auto_accept = self.cfg.config.auto_accept(&room.peer_username) && self.check_memory_policy().is_ok();
+        let mut policy = SessionPolicy::new(
+            auto_accept,
             (self.cfg.config.policy.delivery_timeout_secs as i64).saturating_mul(1000),
         );
+        policy.native = self.identity.native.clone();
+        policy.peer_known_native = self
+            .identity
+            .trust
+            .as_ref()
+            .is_some_and(|t| t.knows_native(&room.peer_username));
+        policy.refuse_downgrade = self.cfg.config.policy.downgrade == DowngradePolicy::Refuse;
         let ctx = RoomContext {
             room_id: room.room_id.clone(),
             my_uid: me.user_id.clone(),

@@ -5,9 +5,10 @@
 
 use super::events::EventLog;
 use super::handle::{Command, EngineHandle};
+use super::identity::Identity;
 use super::rooms::RoomRegistry;
 use super::types::*;
-use crate::config::Config;
+use crate::config::{Config, MemlockPolicy};
 use crate::otr::session::Session;
 use crate::rocketchat::{self, Client, ClientConfig, ClientEvent, Credentials, DirectRoom};
 use crate::transport::{Outbox, Report};
@@ -27,12 +28,15 @@ pub struct EngineConfig {
     pub config: Config,
     /// How to log in; `None` runs without a server (every server-bound command says so).
     pub credentials: Option<Credentials>,
+    /// Where the identity key and trust store live (`$XDG_DATA_HOME/otrd/`); `None` runs
+    /// legacy-only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl EngineConfig {
     /// An engine that talks to no server (for API tests and tools that only need the socket).
     pub fn offline(config: Config) -> Self {
-        Self { config, credentials: None }
+        Self { config, credentials: None, state_dir: None }
     }
 }
 
@@ -61,7 +65,10 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     } else {
         (ConnectionState::Disconnected, "no Rocket.Chat server configured".to_owned())
     };
+    let mut rng = StdRng::from_entropy();
+    let identity = Identity::load(cfg.state_dir.as_deref(), &mut rng);
     let engine = Engine {
+        identity,
         log: EventLog::new(cfg.config.policy.scrollback.max(1)),
         cfg,
         client,
@@ -74,7 +81,7 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         followed_presence: HashSet::new(),
         internal_tx,
         reports_tx,
-        rng: StdRng::from_entropy(),
+        rng,
     };
     let task = tokio::spawn(engine.run(rx, client_events, internal_rx, reports_rx));
     (EngineHandle::new(tx), task)
@@ -99,6 +106,8 @@ pub(super) enum Internal {
 
 /// The engine's state. Everything here is touched only by the engine task.
 pub(super) struct Engine {
+    /// Our native identity and the trust store.
+    pub(super) identity: Identity,
     pub(super) cfg: EngineConfig,
     /// The connection handle; `None` when running without a server.
     pub(super) client: Option<Client>,
@@ -189,7 +198,7 @@ impl Engine {
             otr_available,
             otr_unavailable_reason: if otr_available { String::new() } else { reason },
             native_transports,
-            memory: MemoryStatus::default(),
+            memory: self.memory_status(),
             session_count: self
                 .sessions
                 .values()
@@ -200,8 +209,36 @@ impl Engine {
                 .values()
                 .filter(|s| s.state() == SessionState::Established)
                 .count() as u32,
-            instance_tag: String::new(),
+            instance_tag: self.instance_tag(),
         }
+    }
+}
+
+impl Engine {
+    /// The arena's state, with what the configured policy makes of a failure to lock.
+    pub(super) fn memory_status(&self) -> MemoryStatus {
+        let mut m = crate::secure::arena_status();
+        if !m.locked {
+            let policy = match self.cfg.config.security.memlock {
+                MemlockPolicy::Refuse => "new sessions are refused ([security] memlock = \"refuse\")",
+                MemlockPolicy::Warn => "sessions go on without locked memory ([security] memlock = \"warn\")",
+            };
+            m.detail = format!("{}; {policy}", m.detail);
+        }
+        m
+    }
+
+    /// Refuses to create keys when memory cannot be locked and the policy says so.
+    pub(super) fn check_memory_policy(&self) -> Result<(), EngineError> {
+        let m = crate::secure::arena_status();
+        if m.locked || self.cfg.config.security.memlock == MemlockPolicy::Warn {
+            return Ok(());
+        }
+        Err(EngineError::FailedPrecondition(format!(
+            "memory for keys cannot be locked ({}); refusing to create session keys. Raise \
+             LimitMEMLOCK, or set [security] memlock = \"warn\" to go on without locking",
+            m.detail
+        )))
     }
 }
 

@@ -242,6 +242,14 @@ impl Engine {
     pub(super) fn perform(&mut self, room_id: &str, outputs: Vec<Output>) {
         for output in outputs {
             let frame = match output {
+                Output::Event(EventKind::State { peer, room_id: rid, state, mode, transport, detail, .. }) => {
+                    if state == SessionState::Established && mode == Some(Mode::Native) {
+                        self.observe_identity(room_id);
+                    }
+                    let trust = self.trust_for(room_id).unwrap_or(Trust::Unverified);
+                    self.emit(EventKind::State { peer, room_id: rid, state, mode, transport, trust, detail });
+                    continue;
+                }
                 Output::Event(kind) => {
                     self.emit(kind);
                     continue;
@@ -254,6 +262,29 @@ impl Engine {
             };
             self.outbox(room_id).map(|o| o.push(frame));
         }
+    }
+
+    /// A session's snapshot with the trust the store gives its peer's identity.
+    pub(super) fn session_info(&self, room_id: &str) -> Option<SessionInfo> {
+        let mut info = self.sessions.get(room_id)?.info();
+        if let Some(trust) = self.trust_for(room_id) {
+            info.trust = trust;
+        }
+        Some(info)
+    }
+
+    /// Announces a session's current state again (after a trust decision).
+    pub(super) fn emit_session_state(&mut self, room_id: &str, detail: &str) {
+        let Some(info) = self.session_info(room_id) else { return };
+        self.emit(EventKind::State {
+            peer: info.peer,
+            room_id: info.room_id,
+            state: info.state,
+            mode: info.mode,
+            transport: info.transport,
+            trust: info.trust,
+            detail: detail.to_owned(),
+        });
     }
 
     fn outbox(&mut self, room_id: &str) -> Option<&Outbox> {

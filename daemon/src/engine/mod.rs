@@ -6,11 +6,13 @@
 //! - `inbound` — the connection's events, I/O outcomes, timers; performing session outputs.
 //! - `events` — numbering, fan-out and scrollback.
 //! - `rooms` — our 1:1 DMs.
+//! - `identity` — our native identity, the trust store, fingerprint alarms.
 
 mod commands;
 mod core;
 mod events;
 mod handle;
+mod identity;
 mod inbound;
 mod rooms;
 pub mod types;
