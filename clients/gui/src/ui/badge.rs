@@ -49,15 +49,22 @@ pub fn privacy_icon(p: Privacy) -> RichText {
     RichText::new(icon).color(colour)
 }
 
-/// A presence dot.
-pub fn presence_dot(p: Presence) -> RichText {
+/// A filled dot (painted: no font is needed for it).
+pub fn dot(ui: &mut egui::Ui, colour: Color32) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter().circle_filled(rect.center(), 4.5, colour);
+    response
+}
+
+/// A presence dot, with the presence in words on hover.
+pub fn presence_dot(ui: &mut egui::Ui, p: Presence) -> egui::Response {
     let colour = match p {
         Presence::Online => Color32::from_rgb(40, 180, 70),
         Presence::Away => Color32::from_rgb(220, 170, 0),
         Presence::Busy => DANGER,
         Presence::Offline | Presence::Unknown => Color32::GRAY,
     };
-    RichText::new("●").color(colour)
+    dot(ui, colour).on_hover_text(presence_name(p))
 }
 
 /// Presence in words.
@@ -105,17 +112,19 @@ pub fn trust_name(t: Trust) -> &'static str {
 }
 
 /// The link to the daemon (and the daemon's to the server), for the top bar.
-pub fn link_label(link: &Link, server: ConnectionState) -> RichText {
-    match link {
-        Link::Connecting => RichText::new("● connecting to otrd…").color(UNVERIFIED),
-        Link::Disconnected { .. } => RichText::new("● otrd not running").color(DANGER),
+pub fn link_label(ui: &mut egui::Ui, link: &Link, server: ConnectionState) {
+    let (colour, words) = match link {
+        Link::Connecting => (UNVERIFIED, "connecting to otrd…"),
+        Link::Disconnected { .. } => (DANGER, "otrd not running"),
         Link::Connected => match server {
-            ConnectionState::Connected => RichText::new("● connected").color(VERIFIED),
-            ConnectionState::AuthFailed => RichText::new("● server refused login").color(DANGER),
+            ConnectionState::Connected => (VERIFIED, "connected"),
+            ConnectionState::AuthFailed => (DANGER, "server refused login"),
             ConnectionState::Connecting | ConnectionState::Reconnecting => {
-                RichText::new("● otrd is reaching the server…").color(UNVERIFIED)
+                (UNVERIFIED, "otrd is reaching the server…")
             }
-            _ => RichText::new("● server disconnected").color(DANGER),
+            _ => (DANGER, "server disconnected"),
         },
-    }
+    };
+    dot(ui, colour);
+    ui.label(RichText::new(words).color(colour));
 }

@@ -33,7 +33,7 @@ pub fn show(
 fn header(ui: &mut egui::Ui, peer: &PeerView, online: bool, out: &mut Vec<Request>) {
     ui.horizontal(|ui| {
         ui.heading(&peer.name);
-        ui.label(badge::presence_dot(peer.presence));
+        badge::presence_dot(ui, peer.presence);
         ui.label(badge::presence_name(peer.presence));
         ui.add_space(12.0);
         badge::privacy_pill(ui, peer.privacy());

@@ -20,7 +20,7 @@ pub fn invitations(
             .id(egui::Id::unique(("invitation", &inv.peer)))
             .collapsible(false)
             .resizable(false)
-            .anchor(egui::Align2::CENTER_TOP, [0.0, 60.0 + 110.0 * i as f32])
+            .anchor(egui::Align2::CENTER_TOP, [0.0, 150.0 + 100.0 * i as f32])
             .show(ctx, |ui| {
                 let scheme = match badge::mode_name(inv.mode) {
                     "" => String::new(),

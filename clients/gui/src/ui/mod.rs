@@ -47,10 +47,7 @@ impl GuiApp {
             if !status.account.is_empty() {
                 ui.label(format!("{} on {}", status.account, status.server_url));
             }
-            ui.label(badge::link_label(
-                &self.model.link(),
-                self.model.server_link(),
-            ));
+            badge::link_label(ui, &self.model.link(), self.model.server_link());
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let lock =
                     egui::Button::new(RichText::new("🔒 Lock all").color(egui::Color32::WHITE))

@@ -16,8 +16,7 @@ pub fn show(ui: &mut egui::Ui, model: &mut ViewModel) {
         }
         for peer in model.peers() {
             ui.horizontal(|ui| {
-                ui.label(badge::presence_dot(peer.presence))
-                    .on_hover_text(badge::presence_name(peer.presence));
+                badge::presence_dot(ui, peer.presence);
                 let mut text = peer.name.clone();
                 if peer.unread > 0 {
                     text.push_str(&format!(" ({})", peer.unread));
