@@ -132,7 +132,7 @@ async fn setup(capabilities: &[&str]) -> anyhow::Result<Option<Setup>> {
         .await?;
     let demo = otrd::demo::start().await?;
     let (engine, engine_task) = otrd::engine::spawn(demo.engine_config.clone());
-    wait_logged_in(&engine).await?;
+    wait_logged_in(&engine, demo.echo()).await?;
     otrd::notify::spawn(engine.clone(), Some(bus.address.clone())).await?;
     Ok(Some(Setup {
         _bus: bus,
@@ -144,15 +144,16 @@ async fn setup(capabilities: &[&str]) -> anyhow::Result<Option<Setup>> {
     }))
 }
 
-async fn wait_logged_in(engine: &EngineHandle) -> anyhow::Result<()> {
+/// Both `me` and `echo` are logged in and see their room (an invitation sent before `me` is
+/// subscribed would be lost).
+async fn wait_logged_in(engine: &EngineHandle, echo: &EngineHandle) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + WITHIN;
-    while !engine
-        .list_rooms()
-        .await
-        .is_ok_and(|r| r.iter().any(|r| r.peer == "echo"))
-    {
+    let sees = |rooms: Result<Vec<otrd::engine::RoomInfo>, _>, peer: &str| {
+        rooms.is_ok_and(|r: Vec<otrd::engine::RoomInfo>| r.iter().any(|r| r.peer == peer))
+    };
+    while !(sees(engine.list_rooms().await, "echo") && sees(echo.list_rooms().await, "me")) {
         if tokio::time::Instant::now() > deadline {
-            bail!("`me` never logged in");
+            bail!("`me` and `echo` never both logged in");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -81,10 +81,14 @@ impl TestDaemon {
     async fn wait_for_echo_room(&self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + WITHIN;
         loop {
-            if let Ok(rooms) = self.engine.list_rooms().await {
-                if rooms.iter().any(|r| r.peer == "echo") {
-                    return Ok(());
-                }
+            // Both sides: an invitation sent before `echo` is subscribed would be lost.
+            let sees = |rooms: Result<Vec<otrd::engine::RoomInfo>, _>, peer: &str| {
+                rooms.is_ok_and(|r: Vec<otrd::engine::RoomInfo>| r.iter().any(|r| r.peer == peer))
+            };
+            if sees(self.engine.list_rooms().await, "echo")
+                && sees(self.demo.echo().list_rooms().await, "me")
+            {
+                return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
                 bail!("`me` never saw the room with echo");
@@ -100,11 +104,17 @@ impl TestDaemon {
         self.engine
             .start(PeerRef::Username("echo".into()), SchemePreference::Auto)
             .await?;
-        wait_event(&mut events, |k| {
-            matches!(k, EventKind::State { peer, state: SessionState::Established, .. } if peer == "echo")
+        let settled = wait_event(&mut events, |k| {
+            matches!(k, EventKind::State { peer, state, .. }
+                if peer == "echo" && !matches!(state, SessionState::Establishing | SessionState::Requested))
         })
         .await
         .context("session with echo not established")?;
+        if let EventKind::State { state, detail, .. } = settled {
+            if state != SessionState::Established {
+                bail!("session with echo {}: {detail}", state.as_str());
+            }
+        }
         let sent = self
             .engine
             .send(PeerRef::Username("echo".into()), SecretString::from(text))
