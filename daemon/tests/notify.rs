@@ -185,37 +185,30 @@ async fn invitation_notifies_and_accept_action_establishes() -> anyhow::Result<(
     );
     assert_eq!(shown.actions, ["accept", "Accept", "decline", "Decline"]);
 
-    s.server
-        .emit_signal(
-            None::<()>,
-            "/org/freedesktop/Notifications",
-            "org.freedesktop.Notifications",
-            "ActionInvoked",
-            &(shown.id, "accept"),
-        )
+    invoke(&s.server, shown.id, "accept").await?;
+    let state = wait_state(&mut events, "echo").await?;
+    assert_eq!(
+        state,
+        SessionState::Established,
+        "accepting from the notification"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decline_action_declines_and_the_peer_is_told() -> anyhow::Result<()> {
+    let Some(mut s) = setup(&["actions"]).await? else {
+        return Ok(());
+    };
+    let (_, mut echo_events) = s.demo.echo().watch(false).await?;
+    s.demo
+        .echo()
+        .start(PeerRef::Username("me".into()), SchemePreference::Auto)
         .await?;
-    tokio::time::timeout(WITHIN, async {
-        loop {
-            match events.recv().await {
-                Ok(e) => {
-                    if let EventKind::State {
-                        peer,
-                        state: SessionState::Established,
-                        ..
-                    } = e.kind
-                    {
-                        if peer == "echo" {
-                            return Ok(());
-                        }
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => bail!("events closed: {e}"),
-            }
-        }
-    })
-    .await
-    .context("accepting from the notification did not establish the session")??;
+    let shown = next_shown(&mut s.shown).await?;
+    invoke(&s.server, shown.id, "decline").await?;
+    let state = wait_state(&mut echo_events, "me").await?;
+    assert_eq!(state, SessionState::Declined);
     Ok(())
 }
 
@@ -240,4 +233,43 @@ fn notifications_are_on_by_default_and_can_be_switched_off() -> anyhow::Result<(
     let off: Config = toml::from_str("[notifications]\nenabled = false\n")?;
     assert!(!off.notifications.enabled);
     Ok(())
+}
+
+async fn invoke(server: &zbus::Connection, id: u32, action: &str) -> anyhow::Result<()> {
+    server
+        .emit_signal(
+            None::<()>,
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+            "ActionInvoked",
+            &(id, action),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The first state `peer`'s session settles in (anything but establishing or requested).
+async fn wait_state(
+    events: &mut tokio::sync::broadcast::Receiver<otrd::engine::Event>,
+    want_peer: &str,
+) -> anyhow::Result<SessionState> {
+    tokio::time::timeout(WITHIN, async {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    if let EventKind::State { peer, state, .. } = e.kind {
+                        let settled =
+                            !matches!(state, SessionState::Establishing | SessionState::Requested);
+                        if peer == want_peer && settled {
+                            return Ok(state);
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => bail!("events closed: {e}"),
+            }
+        }
+    })
+    .await
+    .context("no settled session state")?
 }

@@ -51,6 +51,31 @@ async fn start_send_see_echo_and_delivered_mark() -> anyhow::Result<()> {
     })
     .await?;
 
+    // The verification dialog: both fingerprints and the SAS, then Trust turns it green.
+    worker.request(Request::Fingerprint("echo".into()));
+    pump(&mut m, &mut updates, "fingerprints and SAS", |m| {
+        m.verification().is_some_and(|v| {
+            v.peer == "echo"
+                && !v.own_fingerprint.is_empty()
+                && !v.peer_fingerprint.is_empty()
+                && !v.sas.is_empty()
+        })
+    })
+    .await?;
+    let fingerprint = m
+        .verification()
+        .map(|v| v.peer_fingerprint.clone())
+        .unwrap_or_default();
+    worker.request(Request::Trust {
+        peer: "echo".into(),
+        fingerprint,
+    });
+    pump(&mut m, &mut updates, "private and verified", |m| {
+        m.peer("echo")
+            .is_some_and(|p| p.privacy() == Privacy::PrivateVerified)
+    })
+    .await?;
+
     worker.request(Request::End("echo".into()));
     pump(&mut m, &mut updates, "session ended and wiped", |m| {
         m.peer("echo")
@@ -120,5 +145,68 @@ async fn invitation_from_echo_prompts_and_accept_establishes() -> anyhow::Result
             .is_some_and(|p| p.state == SessionState::Established)
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_keeps_the_session_and_lock_all_ends_it() -> anyhow::Result<()> {
+    let daemon = TestDaemon::start().await?;
+    daemon.establish_and_chat("before the lock").await?;
+    let (worker, mut updates) = worker::spawn(daemon.socket.clone(), Arc::new(|| {}));
+    let mut m = ViewModel::new();
+    pump(
+        &mut m,
+        &mut updates,
+        "established session and its scrollback",
+        |m| {
+            m.peer("echo")
+                .is_some_and(|p| p.state == SessionState::Established)
+                && m.chat("echo")
+                    .iter()
+                    .any(|l| l.text.as_str() == "echo: before the lock")
+        },
+    )
+    .await?;
+    // Refresh re-keys: the session goes through establishing and back to established.
+    worker.request(Request::Refresh("echo".into()));
+    let rekeying = std::cell::Cell::new(false);
+    pump(&mut m, &mut updates, "re-established after refresh", |m| {
+        let state = m.peer("echo").map(|p| p.state);
+        rekeying.set(rekeying.get() || state == Some(SessionState::Establishing));
+        rekeying.get() && state == Some(SessionState::Established)
+    })
+    .await?;
+    worker.request(Request::Send {
+        peer: "echo".into(),
+        text: Zeroizing::new("after refresh".into()),
+    });
+    pump(&mut m, &mut updates, "echo after the refresh", |m| {
+        m.chat("echo")
+            .iter()
+            .any(|l| l.text.as_str() == "echo: after refresh")
+    })
+    .await?;
+    assert!(
+        !m.notices().any(|n| n.error),
+        "{:?}",
+        m.notices().collect::<Vec<_>>()
+    );
+    worker.request(Request::EndAll);
+    pump(
+        &mut m,
+        &mut updates,
+        "lock-all notice and ended session",
+        |m| {
+            m.notices().any(|n| n.text.starts_with("Locked: 1 session"))
+                && m.peer("echo")
+                    .is_some_and(|p| p.privacy() == Privacy::Ended)
+        },
+    )
+    .await?;
+    assert!(
+        !m.notices().any(|n| n.error),
+        "{:?}",
+        m.notices().collect::<Vec<_>>()
+    );
     Ok(())
 }
