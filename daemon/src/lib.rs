@@ -17,6 +17,7 @@
 //! - `demo` — `otrd --demo`: an embedded rcsim and a contact that answers.
 //! - [`api`] — the gRPC service on the Unix socket: peer credentials, event fan-out.
 //! - [`daemon`] — the `otrd` program: startup, signals, systemd readiness, graceful shutdown.
+//! - [`notify`] — desktop notifications (org.freedesktop.Notifications) for invitations.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod engine;
 pub mod identity;
 pub mod lockscreen;
+pub mod notify;
 pub mod otr;
 pub mod rocketchat;
 pub mod secure;

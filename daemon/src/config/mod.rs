@@ -33,6 +33,23 @@ pub struct Config {
     /// `[contacts.<username>]`: per-contact overrides of the policy.
     #[serde(default)]
     pub contacts: BTreeMap<String, ContactPolicy>,
+    /// `[notifications]`: desktop notifications for invitations.
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
+}
+
+/// `[notifications]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Show a desktop notification (with Accept / Decline where supported) for each invitation.
+    pub enabled: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// `[server]`.
