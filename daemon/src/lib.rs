@@ -16,10 +16,12 @@
 //! - [`engine`] — the task that owns every session and the event log and answers front-ends.
 //! - `demo` — `otrd --demo`: an embedded rcsim and a contact that answers.
 //! - [`api`] — the gRPC service on the Unix socket: peer credentials, event fan-out.
+//! - [`daemon`] — the `otrd` program: startup, signals, systemd readiness, graceful shutdown.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod engine;

@@ -7,6 +7,13 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod load;
+pub mod paths;
+pub mod secret_command;
+
+pub use load::{load, login_secret, parse, ConfigError, LoginSecret};
+pub use secret_command::{SecretCommand, SecretCommandError};
+
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -25,7 +25,8 @@ impl Engine {
             }
             Command::Start { peer, scheme, reply } => self.start(peer, scheme, reply),
             Command::Accept(peer, r) => {
-                let _ = r.send(self.user_input(&peer, Input::Accept));
+                let answer = self.check_memory_policy().and_then(|()| self.user_input(&peer, Input::Accept));
+                let _ = r.send(answer);
             }
             Command::Decline(peer, r) => {
                 let _ = r.send(self.user_input(&peer, Input::Decline));
@@ -134,6 +135,7 @@ impl Engine {
     }
 
     pub(super) fn start_in_room(&mut self, room_id: &str, scheme: SchemePreference) -> Result<SessionInfo, EngineError> {
+        self.check_memory_policy()?;
         self.drive_user(room_id, Input::Start { scheme })
     }
 
@@ -216,8 +218,10 @@ impl Engine {
             .rooms
             .get(room_id)
             .ok_or_else(|| EngineError::NotFound(format!("room {room_id} is not a 1:1 direct message of ours")))?;
+        // Auto-accept creates keys too: not while memory cannot be locked under the refuse policy.
+        let auto_accept = self.cfg.config.auto_accept(&room.peer_username) && self.check_memory_policy().is_ok();
         let mut policy = SessionPolicy::new(
-            self.cfg.config.auto_accept(&room.peer_username),
+            auto_accept,
             (self.cfg.config.policy.delivery_timeout_secs as i64).saturating_mul(1000),
         );
         policy.native = self.identity.native.clone();

@@ -8,7 +8,7 @@ use super::handle::{Command, EngineHandle};
 use super::identity::Identity;
 use super::rooms::RoomRegistry;
 use super::types::*;
-use crate::config::Config;
+use crate::config::{Config, MemlockPolicy};
 use crate::otr::session::Session;
 use crate::rocketchat::{self, Client, ClientConfig, ClientEvent, Credentials, DirectRoom};
 use crate::transport::{Outbox, Report};
@@ -198,7 +198,7 @@ impl Engine {
             otr_available,
             otr_unavailable_reason: if otr_available { String::new() } else { reason },
             native_transports,
-            memory: MemoryStatus::default(),
+            memory: self.memory_status(),
             session_count: self
                 .sessions
                 .values()
@@ -211,6 +211,34 @@ impl Engine {
                 .count() as u32,
             instance_tag: self.instance_tag(),
         }
+    }
+}
+
+impl Engine {
+    /// The arena's state, with what the configured policy makes of a failure to lock.
+    pub(super) fn memory_status(&self) -> MemoryStatus {
+        let mut m = crate::secure::arena_status();
+        if !m.locked {
+            let policy = match self.cfg.config.security.memlock {
+                MemlockPolicy::Refuse => "new sessions are refused ([security] memlock = \"refuse\")",
+                MemlockPolicy::Warn => "sessions go on without locked memory ([security] memlock = \"warn\")",
+            };
+            m.detail = format!("{}; {policy}", m.detail);
+        }
+        m
+    }
+
+    /// Refuses to create keys when memory cannot be locked and the policy says so.
+    pub(super) fn check_memory_policy(&self) -> Result<(), EngineError> {
+        let m = crate::secure::arena_status();
+        if m.locked || self.cfg.config.security.memlock == MemlockPolicy::Warn {
+            return Ok(());
+        }
+        Err(EngineError::FailedPrecondition(format!(
+            "memory for keys cannot be locked ({}); refusing to create session keys. Raise \
+             LimitMEMLOCK, or set [security] memlock = \"warn\" to go on without locking",
+            m.detail
+        )))
     }
 }
 

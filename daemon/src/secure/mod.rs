@@ -4,7 +4,25 @@
 //! Rule of the house: a secret is never a bare `String` or `Vec<u8>`. Library key types (`p256`,
 //! `x25519-dalek`, `aes-gcm`) are built from a [`LockedKey`] for one operation and dropped (they
 //! zeroize themselves), so key bytes at rest live only in locked memory.
+//!
+//! - `arena` — mlock'd, non-dumpable chunks cut into small slots; [`arena_status`] for `GetStatus`.
+//! - `storage` — an owned slot (or zeroizing heap fallback) that wipes itself on drop.
+//! - `secret` — [`SecretString`], [`SecretBytes`], [`LockedKey`].
+//! - `locked_buf` — [`LockedBuf`] and [`LockedText`] for variable-length plaintext.
+//! - `harden` — [`harden_process`]: no core dumps, not ptrace-able by same-uid processes.
+//!
+//! All `unsafe` code of the crate lives in this module, each block with a `// SAFETY:` comment.
 
+mod arena;
+mod harden;
+mod locked_buf;
 mod secret;
+mod storage;
 
+#[cfg(test)]
+mod tests;
+
+pub use arena::{arena_stats, arena_status, ArenaStats};
+pub use harden::{harden_process, HardeningReport};
+pub use locked_buf::{LockedBuf, LockedText};
 pub use secret::{LockedKey, SecretBytes, SecretString};

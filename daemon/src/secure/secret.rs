@@ -1,7 +1,11 @@
 //! Zeroizing secret newtypes with a `Debug` that never shows the content.
+#![allow(unsafe_code)]
 
 use std::fmt;
 use zeroize::{Zeroize, Zeroizing};
+
+use super::arena::{self, Arena};
+use super::storage::LockedStorage;
 
 /// A secret text: a password, a token, a message's plaintext. Zeroized on drop; `Debug` prints
 /// `[REDACTED]`. Cloning copies the secret (both copies zeroize independently).
@@ -88,27 +92,40 @@ impl fmt::Debug for SecretBytes {
 
 /// A fixed-size key at rest (a private scalar, a chain key, an AES key). Zeroized on drop.
 ///
-/// The storage is an implementation detail of `secure`: callers only ever see `expose()`.
-pub struct LockedKey<const N: usize>(Box<Zeroizing<[u8; N]>>);
+/// The bytes live in a slot of the locked-memory arena (mlock'd, excluded from core dumps); keys
+/// larger than the biggest slot (4 KiB) use a zeroizing heap buffer, counted as unlocked in
+/// [`super::arena_status`]. Callers only ever see `expose()`.
+pub struct LockedKey<const N: usize>(LockedStorage);
 
 impl<const N: usize> LockedKey<N> {
     /// Moves `bytes` into protected storage and zeroizes the caller's array.
     pub fn new(bytes: &mut [u8; N]) -> Self {
-        let key = Self(Box::new(Zeroizing::new(*bytes)));
+        Self::new_in(arena::global(), bytes)
+    }
+
+    /// As [`Self::new`], in a given arena (tests use private arenas to observe the bytes).
+    pub(crate) fn new_in(arena: &'static Arena, bytes: &mut [u8; N]) -> Self {
+        let key = Self(LockedStorage::copy_of(arena, bytes));
         bytes.zeroize();
         key
     }
 
     /// The key bytes, for building a library key type for one operation.
     pub fn expose(&self) -> &[u8; N] {
+        // SAFETY: the storage was created in `new_in` from an `[u8; N]`, so it is `N` bytes long.
+        unsafe { self.0.array_unchecked::<N>() }
+    }
+
+    /// The storage, for tests that look at the slot after drop.
+    #[cfg(test)]
+    pub(crate) fn storage(&self) -> &LockedStorage {
         &self.0
     }
 }
 
 impl<const N: usize> Clone for LockedKey<N> {
     fn clone(&self) -> Self {
-        let mut copy = **self.0;
-        Self::new(&mut copy)
+        Self(self.0.duplicate())
     }
 }
 

@@ -1,0 +1,148 @@
+//! The command line. Completions and the man page are generated from this same definition.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Control otrd: off-the-record direct messages on Rocket.Chat.
+///
+/// USER is a Rocket.Chat username, or `room:<id>` for a direct-message room id.
+/// Exit status: 0 done; 1 failed; 2 otrd is not running; 3 otrd does not support this yet;
+/// 64 bad command line.
+#[derive(Debug, Parser)]
+#[command(name = "otrctl", version, propagate_version = true)]
+pub struct Cli {
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/otrd/otrd.sock].
+    #[arg(long, global = true, value_name = "PATH", env = "OTRD_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Print one JSON object per line instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of the contract, plus completions and man.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Daemon, account, server connection and memory-lock state.
+    Status,
+    /// Direct-message rooms with the peer's presence and session state.
+    Rooms,
+    /// Every session the daemon knows.
+    Sessions,
+    /// Start an OTR session (native when the peer runs otrd, else the stock scheme).
+    Start {
+        /// Who to talk to.
+        user: String,
+        /// Force the stock Rocket.Chat scheme.
+        #[arg(long, conflicts_with = "native")]
+        legacy: bool,
+        /// Native (otrd to otrd) or nothing.
+        #[arg(long)]
+        native: bool,
+    },
+    /// Accept USER's pending invitation.
+    Accept {
+        /// Who invited you.
+        user: String,
+    },
+    /// Decline USER's pending invitation.
+    Decline {
+        /// Who invited you.
+        user: String,
+    },
+    /// Replace the keys of the session with USER without ending it.
+    Refresh {
+        /// The peer.
+        user: String,
+    },
+    /// End the session with USER, or every session with --all.
+    End {
+        /// The peer.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        user: Option<String>,
+        /// End every session.
+        #[arg(long)]
+        all: bool,
+    },
+    /// End every session at once (for lock-screen hooks).
+    Lock,
+    /// Send TEXT to USER over the established session; `-` reads the text from stdin.
+    Send {
+        /// The peer.
+        user: String,
+        /// The message, or `-` to read it from stdin (keeps it off the command line).
+        text: String,
+    },
+    /// Print events as they happen, until interrupted.
+    Watch {
+        /// First replay the scrollback of current sessions.
+        #[arg(long)]
+        scrollback: bool,
+    },
+    /// Show your identity fingerprint, and USER's with its trust and SAS.
+    Fingerprint {
+        /// The peer.
+        user: Option<String>,
+    },
+    /// Mark USER's identity as verified (optionally only if it is FINGERPRINT).
+    Trust {
+        /// The peer.
+        user: String,
+        /// The fingerprint you compared over another channel.
+        fingerprint: Option<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// A USER argument as the API's peer reference: `room:<id>` names a room, anything else a user.
+pub fn peer_ref(user: &str) -> otrd_proto::v1::PeerRef {
+    use otrd_proto::v1::peer_ref::Target;
+    let target = match user.strip_prefix("room:") {
+        Some(room) => Target::RoomId(room.to_owned()),
+        None => Target::Username(user.trim_start_matches('@').to_owned()),
+    };
+    otrd_proto::v1::PeerRef {
+        target: Some(target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use otrd_proto::v1::peer_ref::Target;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn users_and_rooms() {
+        assert_eq!(peer_ref("bob").target, Some(Target::Username("bob".into())));
+        assert_eq!(
+            peer_ref("@bob").target,
+            Some(Target::Username("bob".into()))
+        );
+        assert_eq!(
+            peer_ref("room:abc").target,
+            Some(Target::RoomId("abc".into()))
+        );
+    }
+
+    #[test]
+    fn end_needs_a_user_or_all() {
+        assert!(Cli::try_parse_from(["otrctl", "end"]).is_err());
+        assert!(Cli::try_parse_from(["otrctl", "end", "bob", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["otrctl", "end", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["otrctl", "start", "bob", "--legacy", "--native"]).is_err());
+    }
+}

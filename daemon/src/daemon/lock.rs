@@ -1,0 +1,31 @@
+//! Wires the logind watcher to the engine: every lock, `LockedHint` or suspend ends every session.
+
+use crate::engine::EngineHandle;
+use crate::lockscreen::{self, LockReason, WatchHandle};
+use tokio::sync::mpsc;
+
+/// Starts watching logind (unless the config turned it off). Without logind — containers, no
+/// system bus — the daemon runs on and says so: `otrctl lock` still works.
+pub async fn start(enabled: bool, engine: EngineHandle) -> Option<WatchHandle> {
+    if !enabled {
+        tracing::info!("lock-screen teardown off ([security] lock_on_screen_lock = false)");
+        return None;
+    }
+    let (tx, mut rx) = mpsc::channel::<LockReason>(8);
+    let handle = match lockscreen::watch(None, tx).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch logind; wire your screen locker to `otrctl lock`");
+            return None;
+        }
+    };
+    tokio::spawn(async move {
+        while let Some(reason) = rx.recv().await {
+            match engine.end_all().await {
+                Ok(ended) => tracing::info!(?reason, ended, "screen lock: every session ended"),
+                Err(e) => tracing::error!(?reason, error = %e, "screen lock: could not end the sessions"),
+            }
+        }
+    });
+    Some(handle)
+}
