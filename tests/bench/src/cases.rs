@@ -63,7 +63,11 @@ pub fn aead_seal(key: &[u8; 16], buf: &mut [u8]) {
     use aes_gcm::aead::{AeadInPlace, KeyInit};
     let cipher = aes_gcm::Aes128Gcm::new_from_slice(key).expect("16-byte key");
     let nonce = aes_gcm::Nonce::from([7u8; 12]);
-    black_box(cipher.encrypt_in_place_detached(&nonce, b"", buf).expect("seal"));
+    black_box(
+        cipher
+            .encrypt_in_place_detached(&nonce, b"", buf)
+            .expect("seal"),
+    );
 }
 
 /// One side of a stock (P-256) handshake: generate our key pair, import the peer's JWK (with its
@@ -76,7 +80,9 @@ pub fn p256_handshake(peer_jwk: &str) {
 
 /// A peer's P-256 public key as a JWK string.
 pub fn p256_peer_jwk() -> String {
-    EphemeralKeyPair::generate(&mut OsRng).public_jwk().to_owned()
+    EphemeralKeyPair::generate(&mut OsRng)
+        .public_jwk()
+        .to_owned()
 }
 
 /// Two otrd identities (initiator, responder) with instance tags.
@@ -88,8 +94,14 @@ pub struct NativeParties {
 /// Fresh parties for [`native_handshake`].
 pub fn native_parties() -> NativeParties {
     NativeParties {
-        a: (LocalIdentity::generate(&mut OsRng), InstanceTag::random(&mut OsRng)),
-        b: (LocalIdentity::generate(&mut OsRng), InstanceTag::random(&mut OsRng)),
+        a: (
+            LocalIdentity::generate(&mut OsRng),
+            InstanceTag::random(&mut OsRng),
+        ),
+        b: (
+            LocalIdentity::generate(&mut OsRng),
+            InstanceTag::random(&mut OsRng),
+        ),
     }
 }
 
@@ -111,8 +123,9 @@ pub fn native_handshake(p: &NativeParties) -> (NativeSession, NativeSession) {
     let (pending_a, offer) = native::make_offer(&p.a.0, p.a.1, &mut OsRng);
     let mut hs = stock(ALICE);
     hs["otrd"] = offer;
-    let (pending_b, ack) = native::answer(&p.b.0, p.b.1, &ctx(BOB, ALICE), &hs, stock(BOB), &mut OsRng)
-        .expect("answer");
+    let (pending_b, ack) =
+        native::answer(&p.b.0, p.b.1, &ctx(BOB, ALICE), &hs, stock(BOB), &mut OsRng)
+            .expect("answer");
     let (alice, confirm) = pending_a
         .complete(&ctx(ALICE, BOB), &hs, &ack, &mut OsRng)
         .expect("complete");
@@ -164,14 +177,20 @@ pub fn native_pair() -> NativePair {
 /// One native message sent and received in the same direction as the previous one (symmetric
 /// ratchet step + AES-256-GCM, both sides).
 pub fn native_roundtrip(pair: &mut NativePair, plaintext: &[u8]) {
-    let frame = pair.alice.encrypt(plaintext, &pair.ad_ab, &mut OsRng).expect("encrypt");
+    let frame = pair
+        .alice
+        .encrypt(plaintext, &pair.ad_ab, &mut OsRng)
+        .expect("encrypt");
     black_box(pair.bob.decrypt(&frame, &pair.ad_ab).expect("decrypt"));
 }
 
 /// Two native messages, one each way, so every message starts a new DH ratchet step.
 pub fn native_pingpong(pair: &mut NativePair, plaintext: &[u8]) {
     native_roundtrip(pair, plaintext);
-    let frame = pair.bob.encrypt(plaintext, &pair.ad_ba, &mut OsRng).expect("encrypt");
+    let frame = pair
+        .bob
+        .encrypt(plaintext, &pair.ad_ba, &mut OsRng)
+        .expect("encrypt");
     black_box(pair.alice.decrypt(&frame, &pair.ad_ba).expect("decrypt"));
 }
 

@@ -20,8 +20,17 @@ pub fn run(budget: Budget, node: &NodeFigures, ossl: &OpensslFigures) -> Vec<Fig
     for (i, size) in cases::SIZES.into_iter().enumerate() {
         let msg = cases::inner_message(size);
         let v = us(budget, || cases::legacy_roundtrip(&key, &msg));
-        let mut f = Figure::new(S, "#4", format!("legacy message encrypt+decrypt, whole path, {size} B"), v, "µs")
-            .vs(format!("Node {} WebCrypto AES-GCM only", node.version), node.aes_gcm_roundtrip_us[i]);
+        let mut f = Figure::new(
+            S,
+            "#4",
+            format!("legacy message encrypt+decrypt, whole path, {size} B"),
+            v,
+            "µs",
+        )
+        .vs(
+            format!("Node {} WebCrypto AES-GCM only", node.version),
+            node.aes_gcm_roundtrip_us[i],
+        );
         f = f.target(Target::Faster);
         if size == 256 {
             legacy_256 = v;
@@ -114,13 +123,22 @@ pub fn run(budget: Budget, node: &NodeFigures, ossl: &OpensslFigures) -> Vec<Fig
     let decode = us(budget, || cases::ddp_decode(&frame));
     let parse = us(budget, || cases::json_parse(&frame));
     figs.push(
-        Figure::new(S, "#3", format!("DDP decode, {} B `changed` frame with a t:\"otr\" message", frame.len()), decode, "µs")
-            .vs("serde_json parse of the same text to a Value", parse)
-            .target(Target::AtMost(10.0))
-            .on_miss(
-                "The decoder parses into a generic serde_json::Value and then clones the args; \
-                 deserialising straight into typed structs with borrowed strings would avoid both.",
+        Figure::new(
+            S,
+            "#3",
+            format!(
+                "DDP decode, {} B `changed` frame with a t:\"otr\" message",
+                frame.len()
             ),
+            decode,
+            "µs",
+        )
+        .vs("serde_json parse of the same text to a Value", parse)
+        .target(Target::AtMost(10.0))
+        .on_miss(
+            "The decoder parses into a generic serde_json::Value and then clones the args; \
+                 deserialising straight into typed structs with borrowed strings would avoid both.",
+        ),
     );
     figs
 }

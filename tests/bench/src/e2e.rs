@@ -27,16 +27,28 @@ fn payload(round: usize, len: usize) -> String {
 }
 
 /// OTR: SendMessage on `sender` → Message(In) on a watcher of `receiver`.
-pub async fn otr_latency(sender: &Daemon, receiver: &Daemon, to: &str, rounds: usize) -> Result<Percentiles> {
+pub async fn otr_latency(
+    sender: &Daemon,
+    receiver: &Daemon,
+    to: &str,
+    rounds: usize,
+) -> Result<Percentiles> {
     let mut rx = watcher(receiver.client().await?, Direction::In).await?;
     let mut c = sender.client().await?;
     let mut lat = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let text = payload(round, 256);
         let t = Instant::now();
-        c.send_message(SendMessageRequest { peer: peer(to), text: text.clone() }).await?;
+        c.send_message(SendMessageRequest {
+            peer: peer(to),
+            text: text.clone(),
+        })
+        .await?;
         loop {
-            let (got, at) = tokio::time::timeout(WAIT, rx.recv()).await.context("OTR message not received")?.context("watcher ended")?;
+            let (got, at) = tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .context("OTR message not received")?
+                .context("watcher ended")?;
             if got == text {
                 lat.push(at - t);
                 break;
@@ -46,8 +58,14 @@ pub async fn otr_latency(sender: &Daemon, receiver: &Daemon, to: &str, rounds: u
     Ok(percentiles(&mut lat))
 }
 
-async fn logged_in(url: &str, user: &str) -> Result<(Client, tokio::sync::mpsc::Receiver<ClientEvent>)> {
-    let creds = Credentials::Password { username: user.into(), password: SecretString::from("pw") };
+async fn logged_in(
+    url: &str,
+    user: &str,
+) -> Result<(Client, tokio::sync::mpsc::Receiver<ClientEvent>)> {
+    let creds = Credentials::Password {
+        username: user.into(),
+        password: SecretString::from("pw"),
+    };
     let (c, mut ev) = Client::spawn(ClientConfig::new(url.to_owned(), creds));
     tokio::time::timeout(WAIT, async {
         while let Some(e) = ev.recv().await {
@@ -68,16 +86,37 @@ pub async fn plain_latency(url: &str, from: &str, to: &str, rounds: usize) -> Re
     let (sender, _sev) = logged_in(url, from).await?;
     let (receiver, mut rev) = logged_in(url, to).await?;
     let room = sender.open_direct_room(to).await?;
-    receiver.subscribe("stream-room-messages", vec![json!(room.room_id), json!({"useCollection": false, "args": []})]).await?;
+    receiver
+        .subscribe(
+            "stream-room-messages",
+            vec![
+                json!(room.room_id),
+                json!({"useCollection": false, "args": []}),
+            ],
+        )
+        .await?;
     let mut lat = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let id = format!("plainbench{round:07}");
         let t = Instant::now();
-        sender.call("sendMessage", vec![json!({"_id": id, "rid": room.room_id, "msg": payload(round, 256)})]).await?;
+        sender
+            .call(
+                "sendMessage",
+                vec![json!({"_id": id, "rid": room.room_id, "msg": payload(round, 256)})],
+            )
+            .await?;
         loop {
-            let e = tokio::time::timeout(WAIT, rev.recv()).await.context("plain message not received")?.context("client ended")?;
-            if let ClientEvent::Stream { collection, args, .. } = e {
-                if collection == "stream-room-messages" && args.first().and_then(|m| m["_id"].as_str()) == Some(id.as_str()) {
+            let e = tokio::time::timeout(WAIT, rev.recv())
+                .await
+                .context("plain message not received")?
+                .context("client ended")?;
+            if let ClientEvent::Stream {
+                collection, args, ..
+            } = e
+            {
+                if collection == "stream-room-messages"
+                    && args.first().and_then(|m| m["_id"].as_str()) == Some(id.as_str())
+                {
                     lat.push(t.elapsed());
                     break;
                 }
@@ -96,10 +135,12 @@ pub fn latency_figures(otr: Percentiles, plain: Percentiles) -> Vec<Figure> {
             .vs("plain message through rcsim, p50", ms(plain.p50))
             .target(Target::RatioAtMost(1.3))
             .on_miss(
-                "The OTR path crosses two daemons (gRPC in, engine, websocket out; websocket in, engine, \
-                 gRPC out) while the reference is two bare DDP clients; on loopback the fixed per-hop task \
-                 switches dominate, not the crypto (a few µs). Fewer hops (writing the frame from the \
-                 engine task directly) would help.",
+                "A floor of ~40 ms (which the plain reference also hits in some runs) is Nagle's algorithm \
+                 meeting delayed ACKs: otrd's client disables Nagle, but rcsim serves with axum::serve \
+                 without tcp_nodelay, and the OTR path makes several small server writes per message \
+                 (sendMessage result, the stream event, the ack), so it nearly always waits. Fix in \
+                 rcsim: `axum::serve(..).tcp_nodelay(true)`; the figure then measures otrd rather than the \
+                 simulator's socket options (crypto is a few µs of it).",
             ),
         Figure::new(S, "#7", "OTR message 256 B, p99", ms(otr.p99), "ms").vs("plain message, p99", ms(plain.p99)),
     ]
@@ -108,7 +149,12 @@ pub fn latency_figures(otr: Percentiles, plain: Percentiles) -> Vec<Figure> {
 /// Drops every rcsim connection and times until the daemon reports connected again.
 pub async fn reconnect(daemon: &Daemon, sim: &rcsim::SimHandle) -> Result<Figure> {
     let mut c = daemon.client().await?;
-    let mut stream = c.watch_events(WatchEventsRequest { include_scrollback: false }).await?.into_inner();
+    let mut stream = c
+        .watch_events(WatchEventsRequest {
+            include_scrollback: false,
+        })
+        .await?
+        .into_inner();
     let t = Instant::now();
     let dropped = sim.drop_all_connections();
     let mut lost = false;

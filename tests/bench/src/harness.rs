@@ -28,10 +28,15 @@ pub fn user(i: usize) -> String {
 pub async fn sim(users: usize, limits: bool) -> Result<SimHandle> {
     let mut cfg = SimConfig::default();
     cfg.rate_limits.enabled = limits;
-    cfg.users.push(UserConfig::new("meUid00000000001", "me", "pw"));
+    cfg.users
+        .push(UserConfig::new("meUid00000000001", "me", "pw"));
     for i in 0..users {
-        cfg.users.push(UserConfig::new(&format!("uid{i:013}"), &user(i), "pw"));
-        cfg.dms.push(rcsim::DmConfig { id: String::new(), usernames: ["me".into(), user(i)] });
+        cfg.users
+            .push(UserConfig::new(&format!("uid{i:013}"), &user(i), "pw"));
+        cfg.dms.push(rcsim::DmConfig {
+            id: String::new(),
+            usernames: ["me".into(), user(i)],
+        });
     }
     rcsim::start(cfg, "127.0.0.1:0".parse()?).await
 }
@@ -48,7 +53,10 @@ fn otrd_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().context("no exe dir")?.join("otrd");
     if !path.exists() {
-        bail!("{} is missing: run scripts/bench (it builds otrd first)", path.display());
+        bail!(
+            "{} is missing: run scripts/bench (it builds otrd first)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -56,7 +64,12 @@ fn otrd_binary() -> Result<PathBuf> {
 impl Daemon {
     /// Starts `otrd` logged in to `url` as `username` (password "pw") and waits until GetStatus
     /// says connected and its DM list is loaded (a condition, polled; at most `within`).
-    pub async fn start(url: &str, username: &str, auto_accept: bool, within: Duration) -> Result<Daemon> {
+    pub async fn start(
+        url: &str,
+        username: &str,
+        auto_accept: bool,
+        within: Duration,
+    ) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("config.toml");
         std::fs::write(
@@ -77,13 +90,20 @@ impl Daemon {
             .arg(&socket)
             .env("XDG_DATA_HOME", dir.path().join("data"))
             .env("XDG_RUNTIME_DIR", &runtime)
-            .env("RUST_LOG", std::env::var("OTRD_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("OTRD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting otrd")?;
-        let mut d = Daemon { child, _dir: dir, socket };
+        let mut d = Daemon {
+            child,
+            _dir: dir,
+            socket,
+        };
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = d.child.try_wait()? {
@@ -93,7 +113,9 @@ impl Daemon {
                 // Connected, and the DM list loaded (signals for unknown rooms are ignored).
                 if let Ok(s) = c.get_status(GetStatusRequest {}).await {
                     if s.get_ref().connection == ConnectionState::Connected as i32
-                        && c.list_rooms(ListRoomsRequest {}).await.is_ok_and(|r| !r.get_ref().rooms.is_empty())
+                        && c.list_rooms(ListRoomsRequest {})
+                            .await
+                            .is_ok_and(|r| !r.get_ref().rooms.is_empty())
                     {
                         return Ok(d);
                     }
@@ -121,7 +143,14 @@ impl Daemon {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+            .find_map(|l| {
+                l.strip_prefix("VmRSS:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .context("no VmRSS")
     }
 }
@@ -158,11 +187,24 @@ pub async fn status(c: &mut Client) -> Result<GetStatusResponse> {
 /// scale run, where a process per peer would measure the machine, not otrd.
 pub fn peer_engine(url: &str, username: &str, auto_accept: bool) -> EngineHandle {
     let mut config = Config {
-        server: ServerConfig { url: url.to_owned() },
-        account: AccountConfig { username: username.to_owned(), ..AccountConfig::default() },
+        server: ServerConfig {
+            url: url.to_owned(),
+        },
+        account: AccountConfig {
+            username: username.to_owned(),
+            ..AccountConfig::default()
+        },
         ..Config::default()
     };
     config.policy.auto_accept = auto_accept;
-    let creds = Credentials::Password { username: username.into(), password: SecretString::from("pw") };
-    engine::spawn(EngineConfig { config, credentials: Some(creds), state_dir: None }).0
+    let creds = Credentials::Password {
+        username: username.into(),
+        password: SecretString::from("pw"),
+    };
+    engine::spawn(EngineConfig {
+        config,
+        credentials: Some(creds),
+        state_dir: None,
+    })
+    .0
 }

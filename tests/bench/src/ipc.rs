@@ -83,12 +83,22 @@ async fn echo_round_trips(size: usize, rounds: usize) -> Result<Vec<Duration>> {
 
 /// The peer reference for a username.
 pub fn peer(name: &str) -> Option<PeerRef> {
-    Some(PeerRef { target: Some(peer_ref::Target::Username(name.into())) })
+    Some(PeerRef {
+        target: Some(peer_ref::Target::Username(name.into())),
+    })
 }
 
 /// Opens a watcher that forwards (text, arrival time) of every chat message in `direction`.
-pub async fn watcher(mut c: Client, direction: Direction) -> Result<mpsc::UnboundedReceiver<(String, Instant)>> {
-    let mut stream = c.watch_events(WatchEventsRequest { include_scrollback: false }).await?.into_inner();
+pub async fn watcher(
+    mut c: Client,
+    direction: Direction,
+) -> Result<mpsc::UnboundedReceiver<(String, Instant)>> {
+    let mut stream = c
+        .watch_events(WatchEventsRequest {
+            include_scrollback: false,
+        })
+        .await?
+        .into_inner();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(e)) = stream.message().await {
@@ -104,7 +114,12 @@ pub async fn watcher(mut c: Client, direction: Direction) -> Result<mpsc::Unboun
 
 /// SendMessage on `sender` to `to`, `rounds` times; latency until each of `watchers` watchers
 /// of `sender` sees the outgoing message.
-pub async fn fanout(sender: &Daemon, to: &str, watchers: usize, rounds: usize) -> Result<Percentiles> {
+pub async fn fanout(
+    sender: &Daemon,
+    to: &str,
+    watchers: usize,
+    rounds: usize,
+) -> Result<Percentiles> {
     let mut rxs = Vec::with_capacity(watchers);
     for _ in 0..watchers {
         rxs.push(watcher(sender.client().await?, Direction::Out).await?);
@@ -114,7 +129,11 @@ pub async fn fanout(sender: &Daemon, to: &str, watchers: usize, rounds: usize) -
     for round in 0..rounds {
         let text = format!("fan-out {watchers} #{round} {}", "x".repeat(200));
         let t = Instant::now();
-        c.send_message(SendMessageRequest { peer: peer(to), text: text.clone() }).await?;
+        c.send_message(SendMessageRequest {
+            peer: peer(to),
+            text: text.clone(),
+        })
+        .await?;
         for rx in &mut rxs {
             loop {
                 let (got, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -140,9 +159,15 @@ pub fn fanout_figures(results: &[(usize, Percentiles)]) -> Vec<Figure> {
     results
         .iter()
         .map(|(n, p)| {
-            Figure::new(S, "#7", format!("WatchEvents fan-out, {n} watcher(s): SendMessage → event, p50"), ms(p.p50), "ms")
-                .vs("1 watcher, p50", ms(base))
-                .note(format!("p99 {:.2} ms.", ms(p.p99)))
+            Figure::new(
+                S,
+                "#7",
+                format!("WatchEvents fan-out, {n} watcher(s): SendMessage → event, p50"),
+                ms(p.p50),
+                "ms",
+            )
+            .vs("1 watcher, p50", ms(base))
+            .note(format!("p99 {:.2} ms.", ms(p.p99)))
         })
         .collect()
 }

@@ -43,7 +43,13 @@ pub struct Figure {
 
 impl Figure {
     /// A figure with no reference and no target yet.
-    pub fn new(section: &'static str, issue: &'static str, name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+    pub fn new(
+        section: &'static str,
+        issue: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
         Figure {
             section,
             name: name.into(),
@@ -94,7 +100,11 @@ impl Figure {
             (Target::AtMost(x), _) => self.value <= x,
             _ => return "—",
         };
-        if ok { "PASS" } else { "MISS" }
+        if ok {
+            "PASS"
+        } else {
+            "MISS"
+        }
     }
 
     fn target_text(&self) -> String {
@@ -135,13 +145,18 @@ pub fn render(header: &str, figures: &[Figure], missing: &[NotMeasured]) -> Stri
         if f.section != section {
             section = f.section;
             let _ = writeln!(out, "\n## {section}\n");
-            let _ = writeln!(out, "| Figure | Measured | Reference | Ratio | Target | Result |");
+            let _ = writeln!(
+                out,
+                "| Figure | Measured | Reference | Ratio | Target | Result |"
+            );
             let _ = writeln!(out, "|---|---|---|---|---|---|");
         }
         let (reference, ratio) = match (&f.reference, f.ratio()) {
             (Some((name, v)), Some(r)) => {
                 let ratio = match f.target {
-                    Target::SpeedupAtLeast(_) | Target::Faster => format!("{}× faster", num(1.0 / r)),
+                    Target::SpeedupAtLeast(_) | Target::Faster => {
+                        format!("{}× faster", num(1.0 / r))
+                    }
                     _ => format!("{}×", num(r)),
                 };
                 (format!("{} {} ({name})", num(*v), f.unit), ratio)
@@ -161,8 +176,17 @@ pub fn render(header: &str, figures: &[Figure], missing: &[NotMeasured]) -> Stri
     }
     let _ = writeln!(out, "\n## Notes\n");
     for f in figures {
-        let miss = if f.verdict() == "MISS" { f.on_miss.as_str() } else { "" };
-        let text = [f.note.as_str(), miss].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
+        let miss = if f.verdict() == "MISS" {
+            f.on_miss.as_str()
+        } else {
+            ""
+        };
+        let text = [f.note.as_str(), miss]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
         if !text.is_empty() {
             let _ = writeln!(out, "- **{}** ({}): {}", f.name, f.verdict(), text);
         }

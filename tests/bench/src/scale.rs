@@ -25,7 +25,10 @@ pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> R
         let mut set = JoinSet::new();
         for p in chunk {
             let mut c = daemon.client().await?;
-            let req = StartSessionRequest { peer: peer(p), scheme: SchemePreference::Legacy as i32 };
+            let req = StartSessionRequest {
+                peer: peer(p),
+                scheme: SchemePreference::Legacy as i32,
+            };
             set.spawn(async move { c.start_session(req).await.map(|_| ()) });
         }
         while let Some(r) = set.join_next().await {
@@ -39,7 +42,11 @@ pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> R
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("only {} of {} sessions established within {within:?}", s.established_count, peers.len());
+            bail!(
+                "only {} of {} sessions established within {within:?}",
+                s.established_count,
+                peers.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -48,7 +55,9 @@ pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> R
 async fn peers_online(peers: &[EngineHandle], within: Duration) -> Result<()> {
     let deadline = Instant::now() + within;
     for p in peers {
-        while p.status().await?.connection != ConnectionState::Connected || p.list_rooms().await.map_or(true, |r| r.is_empty()) {
+        while p.status().await?.connection != ConnectionState::Connected
+            || p.list_rooms().await.map_or(true, |r| r.is_empty())
+        {
             if Instant::now() > deadline {
                 bail!("peer engines not connected within {within:?}");
             }
@@ -65,7 +74,9 @@ pub async fn run(sizes: &[usize]) -> Result<Vec<Figure>> {
         let t0 = Instant::now();
         let sim = harness::sim(n, false).await?;
         let url = sim.http_url();
-        let peers: Vec<EngineHandle> = (0..n).map(|i| harness::peer_engine(&url, &harness::user(i), true)).collect();
+        let peers: Vec<EngineHandle> = (0..n)
+            .map(|i| harness::peer_engine(&url, &harness::user(i), true))
+            .collect();
         let within = Duration::from_secs(60 + n as u64 / 20);
         peers_online(&peers, within).await?;
         let daemon = Daemon::start(&url, "me", false, within).await?;
@@ -97,11 +108,16 @@ pub async fn run(sizes: &[usize]) -> Result<Vec<Figure>> {
 
         let after = harness::status(&mut c).await?;
         let rss_after = daemon.rss_kib()?;
-        let mem = |s: &otrd_proto::v1::GetStatusResponse| s.memory.as_ref().map(|m| m.in_use_bytes).unwrap_or(0);
+        let mem = |s: &otrd_proto::v1::GetStatusResponse| {
+            s.memory.as_ref().map(|m| m.in_use_bytes).unwrap_or(0)
+        };
         let per_session = (mem(&after).saturating_sub(mem(&before))) as f64 / n as f64;
 
         let t = Instant::now();
-        let ended = c.end_all_sessions(EndAllSessionsRequest {}).await?.into_inner();
+        let ended = c
+            .end_all_sessions(EndAllSessionsRequest {})
+            .await?
+            .into_inner();
         let wall = t.elapsed();
         let locked_after_end = mem(&harness::status(&mut c).await?);
 
@@ -117,22 +133,53 @@ pub async fn run(sizes: &[usize]) -> Result<Vec<Figure>> {
         );
         if n >= 10_000 {
             figs.push(
-                Figure::new(S, "#6", format!("{tag}: locked arena in use"), mem(&after) as f64 / 1048576.0, "MiB")
-                    .target(Target::AtMost(8.0))
-                    .note("Target: inside the default RLIMIT_MEMLOCK of 8 MiB."),
+                Figure::new(
+                    S,
+                    "#6",
+                    format!("{tag}: locked arena in use"),
+                    mem(&after) as f64 / 1048576.0,
+                    "MiB",
+                )
+                .target(Target::AtMost(8.0))
+                .note("Target: inside the default RLIMIT_MEMLOCK of 8 MiB."),
             );
         }
         figs.push(
-            Figure::new(S, "#7", format!("{tag}: daemon RSS"), rss_after as f64 / 1024.0, "MiB")
-                .vs("the same daemon before the sessions", rss_before as f64 / 1024.0),
+            Figure::new(
+                S,
+                "#7",
+                format!("{tag}: daemon RSS"),
+                rss_after as f64 / 1024.0,
+                "MiB",
+            )
+            .vs(
+                "the same daemon before the sessions",
+                rss_before as f64 / 1024.0,
+            ),
         );
         figs.push(
-            Figure::new(S, "#7", format!("{tag}: GetStatus p99 while establishing"), p.p99.as_secs_f64() * 1e3, "ms")
-                .vs("its p50", p.p50.as_secs_f64() * 1e3)
-                .note("The engine task also runs every handshake, so status calls queue behind them."),
+            Figure::new(
+                S,
+                "#7",
+                format!("{tag}: GetStatus p99 while establishing"),
+                p.p99.as_secs_f64() * 1e3,
+                "ms",
+            )
+            .vs("its p50", p.p50.as_secs_f64() * 1e3)
+            .note("The engine task also runs every handshake, so status calls queue behind them."),
         );
-        let mut lock = Figure::new(S, "#6", format!("{tag}: EndAllSessions (lock) RPC"), wall.as_secs_f64() * 1e3, "ms")
-            .note(format!("{} sessions ended; the daemon's own count: {:.1} ms.", ended.ended, ended.elapsed_us as f64 / 1e3));
+        let mut lock = Figure::new(
+            S,
+            "#6",
+            format!("{tag}: EndAllSessions (lock) RPC"),
+            wall.as_secs_f64() * 1e3,
+            "ms",
+        )
+        .note(format!(
+            "{} sessions ended; the daemon's own count: {:.1} ms.",
+            ended.ended,
+            ended.elapsed_us as f64 / 1e3
+        ));
         if n == 1_000 {
             lock = lock.target(Target::AtMost(100.0)).on_miss(
                 "Ending queues an `end` frame per session on its room's outbox inside the engine task; \

@@ -13,9 +13,15 @@ pub struct Budget {
 
 impl Budget {
     /// Full mode: 15 samples of ~40 ms (≈ 0.6 s per case).
-    pub const FULL: Budget = Budget { samples: 15, sample_time: Duration::from_millis(40) };
+    pub const FULL: Budget = Budget {
+        samples: 15,
+        sample_time: Duration::from_millis(40),
+    };
     /// Quick mode: run the case a few times, only to prove it still works.
-    pub const QUICK: Budget = Budget { samples: 1, sample_time: Duration::from_micros(1) };
+    pub const QUICK: Budget = Budget {
+        samples: 1,
+        sample_time: Duration::from_micros(1),
+    };
 }
 
 /// Best-of-samples nanoseconds per call of `f` (the minimum: on a machine shared with other
@@ -62,9 +68,17 @@ pub struct Percentiles {
 /// p50 and p99 (nearest rank) of `samples`; zero for an empty set.
 pub fn percentiles(samples: &mut [Duration]) -> Percentiles {
     if samples.is_empty() {
-        return Percentiles { p50: Duration::ZERO, p99: Duration::ZERO };
+        return Percentiles {
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+        };
     }
     samples.sort();
-    let rank = |q: f64| samples[(((samples.len() as f64) * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    Percentiles { p50: rank(0.50), p99: rank(0.99) }
+    let rank = |q: f64| {
+        samples[(((samples.len() as f64) * q).ceil() as usize).clamp(1, samples.len()) - 1]
+    };
+    Percentiles {
+        p50: rank(0.50),
+        p99: rank(0.99),
+    }
 }
