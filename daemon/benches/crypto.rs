@@ -5,6 +5,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 #[path = "../../tests/bench/src/cases.rs"]
+#[allow(dead_code)] // the op counts are used by the report only
 mod cases;
 
 fn legacy(c: &mut Criterion) {
