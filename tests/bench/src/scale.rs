@@ -1,0 +1,195 @@
+//! Section 4 (issues 6, 7): many established sessions in one daemon. The daemon is a real `otrd`
+//! process (its RSS and locked bytes are its own); its N peers are in-process engines with
+//! auto-accept, each logged in to rcsim as its own user with a DM to the daemon's account.
+//! Sessions use the legacy scheme (the one stock peers speak).
+
+use crate::harness::{self, Daemon};
+use crate::ipc::peer;
+use crate::report::{Figure, Target};
+use crate::timing::percentiles;
+use anyhow::{bail, Context, Result};
+use otrd::engine::{ConnectionState, EngineHandle};
+use otrd_proto::v1::{EndAllSessionsRequest, SchemePreference, StartSessionRequest};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+const S: &str = "Scale (one daemon, many established sessions)";
+
+/// Starts a legacy session from `daemon` to each of `peers` (64 in flight) and waits until the
+/// daemon reports them all established.
+pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    for chunk in peers.chunks(64) {
+        let mut set = JoinSet::new();
+        for p in chunk {
+            let mut c = daemon.client().await?;
+            let req = StartSessionRequest {
+                peer: peer(p),
+                scheme: SchemePreference::Legacy as i32,
+            };
+            set.spawn(async move { c.start_session(req).await.map(|_| ()) });
+        }
+        while let Some(r) = set.join_next().await {
+            r?.context("StartSession")?;
+        }
+    }
+    let mut c = daemon.client().await?;
+    loop {
+        let s = harness::status(&mut c).await?;
+        if s.established_count as usize >= peers.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {} sessions established within {within:?}",
+                s.established_count,
+                peers.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn peers_online(peers: &[EngineHandle], within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    for p in peers {
+        while p.status().await?.connection != ConnectionState::Connected
+            || p.list_rooms().await.map_or(true, |r| r.is_empty())
+        {
+            if Instant::now() > deadline {
+                bail!("peer engines not connected within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+/// One run per size: locked bytes, RSS, GetStatus p99 while establishing, time to end all.
+pub async fn run(sizes: &[usize]) -> Result<Vec<Figure>> {
+    let mut figs = Vec::new();
+    for &n in sizes {
+        let t0 = Instant::now();
+        let sim = harness::sim(n, false).await?;
+        let url = sim.http_url();
+        let peers: Vec<EngineHandle> = (0..n)
+            .map(|i| harness::peer_engine(&url, &harness::user(i), true))
+            .collect();
+        let within = Duration::from_secs(60 + n as u64 / 20);
+        peers_online(&peers, within).await?;
+        let daemon = Daemon::start(&url, "me", false, within).await?;
+        let mut c = daemon.client().await?;
+        let before = harness::status(&mut c).await?;
+        let rss_before = daemon.rss_kib()?;
+
+        // GetStatus latency sampled on its own connection while the sessions are established.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut probe = daemon.client().await?;
+        let stop2 = stop.clone();
+        let sampler = tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if harness::status(&mut probe).await.is_ok() {
+                    lat.push(t.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            lat
+        });
+        let names: Vec<String> = (0..n).map(harness::user).collect();
+        let t_est = Instant::now();
+        establish(&daemon, &names, within).await?;
+        let est = t_est.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let p = percentiles(&mut sampler.await?);
+
+        let after = harness::status(&mut c).await?;
+        let rss_after = daemon.rss_kib()?;
+        let mem = |s: &otrd_proto::v1::GetStatusResponse| {
+            s.memory.as_ref().map(|m| m.in_use_bytes).unwrap_or(0)
+        };
+        let per_session = (mem(&after).saturating_sub(mem(&before))) as f64 / n as f64;
+
+        let t = Instant::now();
+        let ended = c
+            .end_all_sessions(EndAllSessionsRequest {})
+            .await?
+            .into_inner();
+        let wall = t.elapsed();
+        let locked_after_end = mem(&harness::status(&mut c).await?);
+
+        let tag = format!("{n} sessions");
+        figs.push(
+            Figure::new(S, "#6", format!("{tag}: locked bytes per established session"), per_session, "B")
+                .target(Target::AtMost(512.0))
+                .note(format!(
+                    "arena in use {} → {} B; after EndAllSessions {} B. Established in {:.1} s (setup {:.0} s).",
+                    mem(&before), mem(&after), locked_after_end, est.as_secs_f64(), t_est.duration_since(t0).as_secs_f64()
+                ))
+                .on_miss("Each session holds its key in an arena slot rounded up to the slot size; smaller slot classes for 16-byte legacy keys would fix it."),
+        );
+        if n >= 10_000 {
+            figs.push(
+                Figure::new(
+                    S,
+                    "#6",
+                    format!("{tag}: locked arena in use"),
+                    mem(&after) as f64 / 1048576.0,
+                    "MiB",
+                )
+                .target(Target::AtMost(8.0))
+                .note("Target: inside the default RLIMIT_MEMLOCK of 8 MiB."),
+            );
+        }
+        figs.push(
+            Figure::new(
+                S,
+                "#7",
+                format!("{tag}: daemon RSS"),
+                rss_after as f64 / 1024.0,
+                "MiB",
+            )
+            .vs(
+                "the same daemon before the sessions",
+                rss_before as f64 / 1024.0,
+            ),
+        );
+        figs.push(
+            Figure::new(
+                S,
+                "#7",
+                format!("{tag}: GetStatus p99 while establishing"),
+                p.p99.as_secs_f64() * 1e3,
+                "ms",
+            )
+            .vs("its p50", p.p50.as_secs_f64() * 1e3)
+            .note("The engine task also runs every handshake, so status calls queue behind them."),
+        );
+        let mut lock = Figure::new(
+            S,
+            "#6",
+            format!("{tag}: EndAllSessions (lock) RPC"),
+            wall.as_secs_f64() * 1e3,
+            "ms",
+        )
+        .note(format!(
+            "{} sessions ended; the daemon's own count: {:.1} ms.",
+            ended.ended,
+            ended.elapsed_us as f64 / 1e3
+        ));
+        if n == 1_000 {
+            lock = lock.target(Target::AtMost(100.0)).on_miss(
+                "Ending queues an `end` frame per session on its room's outbox inside the engine task; \
+                 wiping first and sending the frames afterwards would bound the lock time.",
+            );
+        }
+        figs.push(lock);
+        drop(daemon);
+        drop(peers);
+        sim.shutdown().await;
+    }
+    Ok(figs)
+}
