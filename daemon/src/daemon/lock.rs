@@ -4,9 +4,22 @@ use crate::engine::EngineHandle;
 use crate::lockscreen::{self, LockReason, WatchHandle};
 use tokio::sync::mpsc;
 
+/// The running watch; dropping it stops watching and releases the engine handle, so shutdown
+/// is not held up by it.
+pub struct LockWatch {
+    _watch: WatchHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LockWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Starts watching logind (unless the config turned it off). Without logind — containers, no
 /// system bus — the daemon runs on and says so: `otrctl lock` still works.
-pub async fn start(enabled: bool, engine: EngineHandle) -> Option<WatchHandle> {
+pub async fn start(enabled: bool, engine: EngineHandle) -> Option<LockWatch> {
     if !enabled {
         tracing::info!("lock-screen teardown off ([security] lock_on_screen_lock = false)");
         return None;
@@ -19,7 +32,7 @@ pub async fn start(enabled: bool, engine: EngineHandle) -> Option<WatchHandle> {
             return None;
         }
     };
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(reason) = rx.recv().await {
             match engine.end_all().await {
                 Ok(ended) => tracing::info!(?reason, ended, "screen lock: every session ended"),
@@ -27,5 +40,5 @@ pub async fn start(enabled: bool, engine: EngineHandle) -> Option<WatchHandle> {
             }
         }
     });
-    Some(handle)
+    Some(LockWatch { _watch: handle, task })
 }

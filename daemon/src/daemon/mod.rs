@@ -60,6 +60,24 @@ struct NoDemo {
     engine_config: EngineConfig,
 }
 
+/// Desktop notifications for invitations (org.freedesktop.Notifications on the session bus);
+/// without a session bus the daemon runs on and says so.
+async fn start_notifications(
+    enabled: bool,
+    engine: engine::EngineHandle,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !enabled {
+        return None;
+    }
+    match crate::notify::spawn(engine, None).await {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::info!(error = %e, "no desktop notifications (no session bus or notification server)");
+            None
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let signal = signals::shutdown_signal().context("cannot install the signal handlers")?;
@@ -95,8 +113,10 @@ pub async fn run_until(opts: Options, shutdown: impl Future<Output = ()>) -> any
     let (listener, socket_file) = socket.into_parts();
 
     let lock_on_screen_lock = engine_config.config.security.lock_on_screen_lock;
+    let notifications = engine_config.config.notifications.enabled;
     let (engine, engine_task) = engine::spawn(engine_config);
-    let _lock_watch = lock::start(lock_on_screen_lock, engine.clone()).await;
+    let lock_watch = lock::start(lock_on_screen_lock, engine.clone()).await;
+    let notifier = start_notifications(notifications, engine.clone()).await;
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let mut server = tokio::spawn(api::serve(listener, engine.clone(), async move {
         // A dropped sender also means stop.
@@ -121,6 +141,11 @@ pub async fn run_until(opts: Options, shutdown: impl Future<Output = ()>) -> any
         None => server.await,
     };
     socket_file.remove();
+    // Everything holding an engine handle goes first, so the engine can stop.
+    drop(lock_watch);
+    if let Some(task) = notifier {
+        task.abort();
+    }
     drop(engine);
     // The engine stops once every handle is gone; bounded, so a stuck engine cannot hang exit.
     if tokio::time::timeout(END_ALL_TIMEOUT, engine_task)

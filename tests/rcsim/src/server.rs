@@ -38,6 +38,13 @@ pub async fn start(cfg: SimConfig, bind: SocketAddr) -> anyhow::Result<SimHandle
     let app = router(sim.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // A real server's frames are not held back by Nagle's algorithm waiting on delayed ACKs
+        // (that alone added ~40 ms to every relayed event on loopback).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.await;
         });
