@@ -38,9 +38,14 @@ impl Engine {
             .map(|r| r.peer_username.clone())
             .unwrap_or_default();
         if scheme == SchemePreference::Legacy {
+            let why = self
+                .me
+                .as_ref()
+                .and_then(|m| m.server.reason.clone())
+                .unwrap_or_else(|| "this server has no OTR relay".into());
             let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
-                "cannot start the legacy scheme with {peer}: it needs the Rocket.Chat ≤ 7.x OTR relay, \
-                 which this server does not have; start with the native scheme (nothing was sent)"
+                "cannot start the legacy scheme with {peer}: {why}, and the stock scheme needs the \
+                 Rocket.Chat ≤ 7.x OTR relay; start with the native scheme (nothing was sent)"
             ))));
             return;
         }

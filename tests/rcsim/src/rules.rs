@@ -35,7 +35,9 @@ pub fn allow_read(
     match stream {
         "stream-notify-user" => {
             let (target, e) = split_event(event);
-            if e == "otr" && !(cfg.mode == Mode::V7 && cfg.otr_enable) {
+            // ≤ 7.x: `<uid>/otr` needs OTR_Enable. 8.x removed that rule with OTR itself: the
+            // user stream only checks the uid (PROTOCOL.md §3.3) — writes are what 8.x drops.
+            if e == "otr" && cfg.mode == Mode::V7 && !cfg.otr_enable {
                 return false;
             }
             target == uid
@@ -150,6 +152,8 @@ mod tests {
         assert!(!allow_read(&cfg, &st, &a, "stream-notify-user", "B/otr"));
         cfg.otr_enable = false;
         assert!(!allow_read(&cfg, &st, &a, "stream-notify-user", "A/otr"));
+        cfg.mode = Mode::V8;
+        assert!(allow_read(&cfg, &st, &a, "stream-notify-user", "A/otr"));
         assert!(allow_read(
             &cfg,
             &st,
