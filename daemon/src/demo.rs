@@ -62,6 +62,7 @@ pub async fn start() -> anyhow::Result<Demo> {
     echo_cfg.config.policy.auto_accept = true;
     let (echo, echo_task) = engine::spawn(echo_cfg);
     let answer_task = tokio::spawn(answer_every_message(echo.clone()));
+    wait_until_ready(&echo).await?;
     tracing::info!(server = %url, "demo: simulated Rocket.Chat with contact `echo` is up");
     Ok(Demo {
         sim,
@@ -70,6 +71,24 @@ pub async fn start() -> anyhow::Result<Demo> {
         tasks: vec![echo_task, answer_task],
         _state: state,
     })
+}
+
+/// Waits until the contact is logged in and knows its rooms, so an invitation sent right after
+/// `otrd --demo` starts is not lost on a contact that is not listening yet.
+async fn wait_until_ready(echo: &EngineHandle) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(10));
+    loop {
+        ticker.tick().await;
+        let connected = echo.status().await.map(|s| s.connection == crate::engine::ConnectionState::Connected);
+        let has_rooms = echo.list_rooms().await.map(|r| !r.is_empty()).unwrap_or(false);
+        if connected.unwrap_or(false) && has_rooms {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the demo contact did not log in to the embedded simulator within 10 s");
+        }
+    }
 }
 
 /// The contact's behaviour: every message in gets `echo: <text>` back.
