@@ -543,3 +543,69 @@ async fn path_a_latency_is_close_to_the_7x_relay() {
         "relay {relay:?}, path A {path_a:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_user_cannot_end_a_native_session_over_path_b() {
+    let mut p = established_pair(sim_config(true, true), TransportKind::VideoConference).await;
+    // carol shares a room with echo. Path B carries no sender and no room, so an envelope in
+    // me's name for the me–echo room passes the transport: only the end proof can stop it.
+    p.sim
+        .add_user(rcsim::UserConfig::new("CarolUser0000001d", "carol", "carol"))
+        .expect("carol");
+    let carol_room = p.sim.add_dm("carol", "echo").expect("dm");
+    let (client, mut events) = Client::spawn(ClientConfig::new(
+        p.sim.http_url(),
+        Credentials::Password {
+            username: "carol".into(),
+            password: SecretString::from("carol"),
+        },
+    ));
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let me_uid = p.sim.user_id("me").expect("uid");
+    for (seq, otrd) in [(1, None), (2, Some(json!({"end": "AAAA"})))] {
+        let mut end = json!({"roomId": ROOM, "userId": me_uid});
+        if let Some(otrd) = otrd {
+            end["otrd"] = otrd;
+        }
+        let env = json!({"v": 1, "from": me_uid, "room": ROOM, "run": "forged-end", "seq": seq,
+            "items": [{"k": "end", "p": end}]});
+        client
+            .call(
+                "stream-notify-room-users",
+                vec![
+                    json!(format!("{carol_room}/video-conference")),
+                    json!({"action": "otrd", "params": {}, "otrd": env}),
+                ],
+            )
+            .await
+            .expect("the server relays it");
+        let got = wait_event(&mut p.echo_ev, |k| {
+            matches!(k, EventKind::Error { .. } | EventKind::State { .. })
+        })
+        .await;
+        assert!(
+            matches!(&got, EventKind::Error { code, .. } if code == "forged_event"),
+            "{got:?}"
+        );
+    }
+    let sessions = p.echo.list_sessions().await.expect("sessions");
+    assert_eq!(sessions[0].state, SessionState::Established);
+    say(&p.me, "echo", &mut p.me_ev, &mut p.echo_ev, "not ended ✓").await;
+
+    // The genuine end (with its proof) is honoured over the same path.
+    p.me.end(PeerRef::Username("echo".into()))
+        .await
+        .expect("end");
+    wait_event(&mut p.echo_ev, |k| {
+        matches!(
+            k,
+            EventKind::State {
+                state: SessionState::Ended,
+                ..
+            }
+        )
+    })
+    .await;
+    client.shutdown().await;
+    audit_is_clean(&p.sim, &["not ended"]);
+}
