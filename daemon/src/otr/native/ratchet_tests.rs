@@ -220,7 +220,13 @@ fn end_tokens_agree_across_sides_and_bind_room_and_sender() {
     assert!(bob.verify_end_token(ROOM, ALICE, &token));
     assert!(!bob.verify_end_token(ROOM, BOB, &token), "reflected");
     assert!(!bob.verify_end_token("otherRoom", ALICE, &token), "moved");
-    assert!(!bob.verify_end_token(ROOM, ALICE, &token[..31]), "truncated");
+    assert!(
+        !bob.verify_end_token(ROOM, ALICE, &token[..31]),
+        "truncated"
+    );
     let (other, _) = established();
-    assert!(!bob.verify_end_token(ROOM, ALICE, &other.end_token(ROOM, ALICE)), "another session");
+    assert!(
+        !bob.verify_end_token(ROOM, ALICE, &other.end_token(ROOM, ALICE)),
+        "another session"
+    );
 }

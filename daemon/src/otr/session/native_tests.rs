@@ -372,7 +372,10 @@ fn a_legacy_end_keeps_the_stock_behaviour_and_carries_no_proof() {
     handshake(&mut alice, &mut bob, |_| {});
     assert_eq!(bob.state(), SessionState::Established);
     assert_eq!(bob.mode(), Some(Mode::Legacy));
-    let end = the_signal(&run(&mut alice, Input::End { notify_peer: true }), SignalKind::End);
+    let end = the_signal(
+        &run(&mut alice, Input::End { notify_peer: true }),
+        SignalKind::End,
+    );
     assert!(end.get("otrd").is_none(), "{end}");
     run(
         &mut bob,

@@ -427,9 +427,10 @@ impl Session {
         if self.state == SessionState::Established {
             // The server does not attest `userId`: anyone sharing a room with us can send this.
             // A native session ends only on the peer's proof; legacy keeps the stock behaviour.
-            let authentic = self.cipher.as_ref().is_none_or(|c| {
-                c.end_is_authentic(&self.ctx.room_id, &self.ctx.peer_uid, payload)
-            });
+            let authentic = self
+                .cipher
+                .as_ref()
+                .is_none_or(|c| c.end_is_authentic(&self.ctx.room_id, &self.ctx.peer_uid, payload));
             if !authentic {
                 tracing::warn!(room = %self.ctx.room_id, "unauthenticated end for a native session");
                 out.push(self.error_event(
