@@ -61,6 +61,15 @@ async fn wait_event(
     }
 }
 
+/// Waits for a state change to `want` (any peer); returns it.
+async fn wait_state(rx: &mut broadcast::Receiver<engine::Event>, want: SessionState) -> EventKind {
+    wait_event(
+        rx,
+        |k| matches!(k, EventKind::State { state, .. } if *state == want),
+    )
+    .await
+}
+
 async fn connected(h: &EngineHandle) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -105,16 +114,7 @@ async fn established_pair(cfg: rcsim::SimConfig, expect: TransportKind) -> Pair 
         .await
         .expect("start");
     for rx in [&mut me_ev, &mut echo_ev] {
-        let est = wait_event(rx, |k| {
-            matches!(
-                k,
-                EventKind::State {
-                    state: SessionState::Established,
-                    ..
-                }
-            )
-        })
-        .await;
+        let est = wait_state(rx, SessionState::Established).await;
         let EventKind::State {
             mode, transport, ..
         } = est
@@ -275,16 +275,7 @@ async fn two_daemons_talk_over_path_a_on_8x_and_the_server_keeps_nothing() {
         .await
         .expect("refresh");
     for rx in [&mut p.me_ev, &mut p.echo_ev] {
-        wait_event(rx, |k| {
-            matches!(
-                k,
-                EventKind::State {
-                    state: SessionState::Established,
-                    ..
-                }
-            )
-        })
-        .await;
+        wait_state(rx, SessionState::Established).await;
     }
     say(
         &p.echo,
@@ -298,20 +289,29 @@ async fn two_daemons_talk_over_path_a_on_8x_and_the_server_keeps_nothing() {
     p.me.end(PeerRef::Username("echo".into()))
         .await
         .expect("end");
-    wait_event(&mut p.echo_ev, |k| {
-        matches!(
-            k,
-            EventKind::State {
-                state: SessionState::Ended,
-                ..
-            }
-        )
-    })
-    .await;
+    wait_state(&mut p.echo_ev, SessionState::Ended).await;
     audit_is_clean(
         &p.sim,
         &["grüße", "réponse", "secret prose", "after the refresh"],
     );
+}
+
+/// A third user, carol (display name "Carol"), with a DM with echo, logged in as a plain client;
+/// returns the client and that room's id.
+fn carol(sim: &rcsim::SimHandle) -> (Client, String) {
+    let mut carol = rcsim::UserConfig::new("CarolUser0000001d", "carol", "carol");
+    carol.name = Some("Carol".into());
+    sim.add_user(carol).expect("carol");
+    let room = sim.add_dm("carol", "echo").expect("dm");
+    let (client, mut events) = Client::spawn(ClientConfig::new(
+        sim.http_url(),
+        Credentials::Password {
+            username: "carol".into(),
+            password: SecretString::from("carol"),
+        },
+    ));
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    (client, room)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,18 +323,7 @@ async fn path_b_when_a_is_refused_and_a_third_user_cannot_harm_the_session() {
     say(&p.echo, "me", &mut p.echo_ev, &mut p.me_ev, "b answers").await;
 
     // carol shares a room with echo and writes to echo's video-conference stream as "me".
-    let mut carol = rcsim::UserConfig::new("CarolUser0000001d", "carol", "carol");
-    carol.name = Some("Carol".into());
-    p.sim.add_user(carol).expect("carol");
-    let carol_room = p.sim.add_dm("carol", "echo").expect("dm");
-    let (client, mut events) = Client::spawn(ClientConfig::new(
-        p.sim.http_url(),
-        Credentials::Password {
-            username: "carol".into(),
-            password: SecretString::from("carol"),
-        },
-    ));
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let (client, carol_room) = carol(&p.sim);
     let me_uid = p.sim.user_id("me").expect("uid");
     let forge = |seq: u64, room: &str, items: Value, frag: Option<Value>| {
         let mut env = json!({"v": 1, "from": me_uid, "room": room, "run": "forged", "seq": seq});
@@ -542,4 +531,50 @@ async fn path_a_latency_is_close_to_the_7x_relay() {
         path_a <= relay * 2 + Duration::from_millis(5),
         "relay {relay:?}, path A {path_a:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_user_cannot_end_a_native_session_over_path_b() {
+    let mut p = established_pair(sim_config(true, true), TransportKind::VideoConference).await;
+    // carol shares a room with echo. Path B carries no sender and no room, so an envelope in
+    // me's name for the me–echo room passes the transport: only the end proof can stop it.
+    let (client, carol_room) = carol(&p.sim);
+    let me_uid = p.sim.user_id("me").expect("uid");
+    let ends = [
+        json!({"roomId": ROOM, "userId": me_uid}),
+        json!({"roomId": ROOM, "userId": me_uid, "otrd": {"end": "AAAA"}}),
+    ];
+    for (seq, end) in ends.into_iter().enumerate() {
+        let env = json!({"v": 1, "from": me_uid, "room": ROOM, "run": "forged-end", "seq": seq,
+            "items": [{"k": "end", "p": end}]});
+        client
+            .call(
+                "stream-notify-room-users",
+                vec![
+                    json!(format!("{carol_room}/video-conference")),
+                    json!({"action": "otrd", "params": {}, "otrd": env}),
+                ],
+            )
+            .await
+            .expect("the server relays it");
+        let got = wait_event(&mut p.echo_ev, |k| {
+            matches!(k, EventKind::Error { .. } | EventKind::State { .. })
+        })
+        .await;
+        assert!(
+            matches!(&got, EventKind::Error { code, .. } if code == "forged_event"),
+            "{got:?}"
+        );
+    }
+    let sessions = p.echo.list_sessions().await.expect("sessions");
+    assert_eq!(sessions[0].state, SessionState::Established);
+    say(&p.me, "echo", &mut p.me_ev, &mut p.echo_ev, "not ended ✓").await;
+
+    // The genuine end (with its proof) is honoured over the same path.
+    p.me.end(PeerRef::Username("echo".into()))
+        .await
+        .expect("end");
+    wait_state(&mut p.echo_ev, SessionState::Ended).await;
+    client.shutdown().await;
+    audit_is_clean(&p.sim, &["not ended"]);
 }

@@ -191,6 +191,18 @@ fn validate(path: &Path, text: &str, config: &Config) -> Result<(), ConfigError>
             SecretCommand::parse(command).map_err(|e| invalid(key, &e.to_string()))?;
         }
     }
+    if config.transport.calls_per_window == 0 {
+        return Err(invalid(
+            "transport.calls_per_window",
+            "must be at least 1 (calls per window and method on the realtime relays)",
+        ));
+    }
+    if config.transport.window_secs == 0 {
+        return Err(invalid(
+            "transport.window_secs",
+            "must be at least 1 (seconds)",
+        ));
+    }
     Ok(())
 }
 
@@ -283,6 +295,29 @@ password_command = "pass show chat"
         assert!(e.starts_with("/cfg/config.toml:10:"), "{e}");
         assert!(e.contains("auto_acept"), "{e}");
         assert!(e.contains("`policy.auto_acept`"), "{e}");
+    }
+
+    #[test]
+    fn transport_pacing_has_defaults_and_bad_values_name_the_key() {
+        let cfg = parse(Path::new("c.toml"), GOOD).expect("loads");
+        assert_eq!(cfg.transport.calls_per_window, 40);
+        assert_eq!(cfg.transport.window_secs, 40);
+        let cfg = parse(
+            Path::new("c.toml"),
+            &format!("{GOOD}\n[transport]\ncalls_per_window = 100\nwindow_secs = 60\n"),
+        )
+        .expect("loads");
+        assert_eq!(cfg.transport.calls_per_window, 100);
+        assert_eq!(cfg.transport.window_secs, 60);
+        let e = err(&format!("{GOOD}\n[transport]\ncalls_per_window = 0\n"));
+        assert!(e.contains("transport.calls_per_window"), "{e}");
+        assert!(e.contains(":10"), "{e}");
+        let e = err(&format!("{GOOD}\n[transport]\nwindow_secs = 0\n"));
+        assert!(e.contains("transport.window_secs"), "{e}");
+        let e = err(&format!("{GOOD}\n[transport]\nwindow_secs = -5\n"));
+        assert!(e.contains("transport.window_secs"), "{e}");
+        let e = err(&format!("{GOOD}\n[transport]\ncalls = 5\n"));
+        assert!(e.contains("`transport.calls`"), "{e}");
     }
 
     #[test]

@@ -36,6 +36,30 @@ pub struct Config {
     /// `[notifications]`: desktop notifications for invitations.
     #[serde(default)]
     pub notifications: NotificationsConfig,
+    /// `[transport]`: pacing of the realtime relays used on Rocket.Chat 8.x.
+    #[serde(default)]
+    pub transport: TransportConfig,
+}
+
+/// `[transport]`: how fast otrd writes to the realtime relays (paths A and B, PROTOCOL.md §12.4).
+/// The defaults match the server's default DDP rate limit (40 calls per 40 s per method and
+/// connection); raise them only for a server whose admin raised that limit.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportConfig {
+    /// Calls per window and method (also the largest burst); at least 1.
+    pub calls_per_window: u32,
+    /// Window length in seconds; at least 1.
+    pub window_secs: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            calls_per_window: 40,
+            window_secs: 40,
+        }
+    }
 }
 
 /// `[notifications]`.

@@ -67,6 +67,12 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     };
     let mut rng = StdRng::from_entropy();
     let identity = Identity::load(cfg.state_dir.as_deref(), &mut rng);
+    // The server counts calls per method and connection; the config says how many it allows.
+    let pacing = crate::transport::realtime::PacingConfig {
+        enabled: true,
+        calls: cfg.config.transport.calls_per_window,
+        window: std::time::Duration::from_secs(cfg.config.transport.window_secs),
+    };
     let engine = Engine {
         identity,
         log: EventLog::new(cfg.config.policy.scrollback.max(1)),
@@ -79,7 +85,7 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         outboxes: HashMap::new(),
         subscribed_rooms: HashSet::new(),
         realtime: crate::transport::realtime::Realtime::default(),
-        pacer: crate::transport::realtime::Pacer::new(crate::transport::realtime::PacingConfig::default()),
+        pacer: crate::transport::realtime::Pacer::new(pacing),
         probes: HashMap::new(),
         outbox_paths: HashMap::new(),
         followed_presence: HashSet::new(),

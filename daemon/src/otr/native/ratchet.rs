@@ -10,7 +10,7 @@
 //! forged or replayed frame changes nothing.
 
 use super::frame::{Header, HEADER_LEN};
-use super::keys::{dh, hkdf, hmac, locked_from, public_of, random_key};
+use super::keys::{dh, hkdf, hmac, locked_from, mac_eq, public_of, random_key};
 use super::{Fingerprint, InstanceTag, NativeError};
 use crate::secure::{LockedKey, SecretBytes};
 use aes_gcm::aead::{Aead, Payload};
@@ -25,6 +25,11 @@ pub const MAX_SKIP: u32 = 100;
 pub const MAX_SKIPPED_KEYS: usize = 200;
 /// A skipped key expires once this many later messages have been decrypted.
 pub const SKIPPED_KEY_LIFETIME: u64 = 200;
+
+/// Derives the session's end key from its first root key.
+const END_KEY_LABEL: &[u8] = b"otrd v1 end key";
+/// Prefix of the `end` proof.
+const END_LABEL: &[u8] = b"otrd v1 end";
 
 /// `KDF_RK`: HKDF-SHA256(salt = root key, ikm = DH output) → (new root key, chain key).
 pub(crate) fn kdf_rk(root: &LockedKey<32>, dh_out: &[u8]) -> (LockedKey<32>, LockedKey<32>) {
@@ -101,6 +106,10 @@ pub struct NativeSession {
     peer_tag: InstanceTag,
     peer_identity: [u8; 32],
     sas: String,
+    /// `HMAC(first root key, "otrd v1 end key")`: fixed for the session's life (the root key
+    /// moves with the ratchet and is briefly different on the two sides), so both sides can
+    /// authenticate `end` at any time.
+    end_key: LockedKey<32>,
     state: State,
 }
 
@@ -116,6 +125,8 @@ impl fmt::Debug for NativeSession {
 
 impl NativeSession {
     pub(crate) fn new(init: RatchetInit) -> Self {
+        let mut end_key = hmac(init.root.expose(), &[END_KEY_LABEL]);
+        let end_key = LockedKey::new(&mut end_key);
         let sending = init
             .sending
             .map(|(ratchet, ratchet_pub, chain)| SendingChain {
@@ -129,6 +140,7 @@ impl NativeSession {
             peer_tag: init.peer_tag,
             peer_identity: init.peer_identity,
             sas: init.sas,
+            end_key,
             state: State {
                 root: init.root,
                 sending,
@@ -166,6 +178,30 @@ impl NativeSession {
     /// Our instance tag.
     pub fn own_instance_tag(&self) -> InstanceTag {
         self.own_tag
+    }
+
+    /// The proof that `sender_uid` ends this session in `room`:
+    /// `HMAC-SHA256(end key, "otrd v1 end" ‖ len ‖ room ‖ len ‖ sender uid)`. Only the two
+    /// holders of the session keys can make it, so a third user sharing a room cannot forge an
+    /// `end`; the sender uid keeps our own token from being reflected back to us.
+    pub fn end_token(&self, room: &str, sender_uid: &str) -> [u8; 32] {
+        let room_len = (room.len() as u32).to_be_bytes();
+        let sender_len = (sender_uid.len() as u32).to_be_bytes();
+        *hmac(
+            self.end_key.expose(),
+            &[
+                END_LABEL,
+                &room_len,
+                room.as_bytes(),
+                &sender_len,
+                sender_uid.as_bytes(),
+            ],
+        )
+    }
+
+    /// Whether `token` is [`NativeSession::end_token`] for `sender_uid` in `room` (constant time).
+    pub fn verify_end_token(&self, room: &str, sender_uid: &str, token: &[u8]) -> bool {
+        mac_eq(&self.end_token(room, sender_uid), token)
     }
 
     /// How many skipped message keys are held (for tests and status).
@@ -274,6 +310,7 @@ impl NativeSession {
             peer_tag: self.peer_tag,
             peer_identity: self.peer_identity,
             sas: self.sas.clone(),
+            end_key: self.end_key.clone(),
             state: self.state.clone(),
         }
     }

@@ -207,3 +207,26 @@ fn skipped_keys_expire_after_enough_later_messages() {
         Err(NativeError::KeyUnavailable)
     );
 }
+
+#[test]
+fn end_tokens_agree_across_sides_and_bind_room_and_sender() {
+    let (mut alice, mut bob) = established();
+    // Still valid after the ratchet has moved on both sides.
+    let f = send(&mut alice, "1", &ab());
+    recv(&mut bob, &f, &ab()).expect("a1");
+    let f = send(&mut bob, "2", &ba());
+    recv(&mut alice, &f, &ba()).expect("b1");
+    let token = alice.end_token(ROOM, ALICE);
+    assert!(bob.verify_end_token(ROOM, ALICE, &token));
+    assert!(!bob.verify_end_token(ROOM, BOB, &token), "reflected");
+    assert!(!bob.verify_end_token("otherRoom", ALICE, &token), "moved");
+    assert!(
+        !bob.verify_end_token(ROOM, ALICE, &token[..31]),
+        "truncated"
+    );
+    let (other, _) = established();
+    assert!(
+        !bob.verify_end_token(ROOM, ALICE, &other.end_token(ROOM, ALICE)),
+        "another session"
+    );
+}

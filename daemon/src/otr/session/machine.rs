@@ -406,11 +406,22 @@ impl Session {
         self.timed_out_ms = None;
     }
 
-    /// A signalling output from us: `{roomId, userId}` plus `publicKey` when given.
+    /// A signalling output from us: `{roomId, userId}` plus `publicKey` when given, plus the
+    /// `otrd` end proof for a native session's `end`.
     pub(super) fn signal(&self, kind: SignalKind, public_jwk: Option<&str>) -> Output {
         let mut payload = json!({ "roomId": self.ctx.room_id, "userId": self.ctx.my_uid });
         if let (Some(k), Value::Object(map)) = (public_jwk, &mut payload) {
             map.insert("publicKey".into(), Value::String(k.to_owned()));
+        }
+        // A native session's `end` carries proof that it comes from us (see `Cipher::end_proof`).
+        if kind == SignalKind::End {
+            let proof = self
+                .cipher
+                .as_ref()
+                .and_then(|c| c.end_proof(&self.ctx.room_id, &self.ctx.my_uid));
+            if let (Some(proof), Value::Object(map)) = (proof, &mut payload) {
+                map.insert("otrd".into(), proof);
+            }
         }
         Output::Signal { kind, payload }
     }

@@ -291,3 +291,98 @@ fn native_only_start_refuses_a_legacy_answer() {
     );
     assert_eq!(refused.err(), Some(SessionError::NativeUnavailable));
 }
+
+/// Alice and Bob with an established native session (Bob has seen Alice's confirm frame).
+fn established_pair() -> (Session, Session) {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", setup());
+    let (_, completed) = handshake(&mut alice, &mut bob, |_| {});
+    let confirm = the_signal(&completed, SignalKind::Acknowledge);
+    run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: confirm,
+        },
+    );
+    assert_eq!(bob.state(), SessionState::Established);
+    (alice, bob)
+}
+
+fn forged_codes(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| {
+            matches!(o, Output::Event(crate::engine::EventKind::Error { code, .. }) if code == "forged_event")
+        })
+        .count()
+}
+
+#[test]
+fn a_native_end_needs_the_peers_proof_and_a_forged_one_changes_nothing() {
+    let (mut alice, mut bob) = established_pair();
+    // The genuine `end` Alice would send, taken from a throwaway copy of the session so that
+    // Alice stays established: a different session's proof must not work either.
+    let (mut other_alice, _) = established_pair();
+    let other_end = the_signal(
+        &run(&mut other_alice, Input::End { notify_peer: true }),
+        SignalKind::End,
+    );
+    let forged = [
+        // What a third user sharing a room can send today: the stock `end` in Alice's name.
+        json!({"roomId": ROOM, "userId": A}),
+        json!({"roomId": ROOM, "userId": A, "otrd": {"end": "AAAA"}}),
+        json!({"roomId": ROOM, "userId": A, "otrd": {"end": 7}}),
+        other_end,
+    ];
+    for payload in forged {
+        let out = run(
+            &mut bob,
+            Input::Signal {
+                kind: SignalKind::End,
+                payload: payload.clone(),
+            },
+        );
+        assert_eq!(forged_codes(&out), 1, "{payload}: {out:?}");
+        assert_eq!(bob.state(), SessionState::Established, "{payload}");
+    }
+
+    // Alice's own `end` carries the proof, and Bob honours it.
+    let ended = run(&mut alice, Input::End { notify_peer: true });
+    let end = the_signal(&ended, SignalKind::End);
+    assert!(
+        end["otrd"]["end"].as_str().is_some_and(|t| !t.is_empty()),
+        "{end}"
+    );
+    let out = run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::End,
+            payload: end,
+        },
+    );
+    assert_eq!(forged_codes(&out), 0, "{out:?}");
+    assert_eq!(bob.state(), SessionState::Ended);
+}
+
+#[test]
+fn a_legacy_end_keeps_the_stock_behaviour_and_carries_no_proof() {
+    // Bob without native: the session is legacy, and a bare `end` still ends it.
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", None);
+    handshake(&mut alice, &mut bob, |_| {});
+    assert_eq!(bob.state(), SessionState::Established);
+    assert_eq!(bob.mode(), Some(Mode::Legacy));
+    let end = the_signal(
+        &run(&mut alice, Input::End { notify_peer: true }),
+        SignalKind::End,
+    );
+    assert!(end.get("otrd").is_none(), "{end}");
+    run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::End,
+            payload: json!({"roomId": ROOM, "userId": A}),
+        },
+    );
+    assert_eq!(bob.state(), SessionState::Ended);
+}

@@ -85,6 +85,31 @@ impl Cipher {
         }
     }
 
+    /// The `otrd` member proving that `sender_uid` ends this native session in `room`:
+    /// `{"end": <base64 MAC>}`; `None` for legacy (a stock peer cannot authenticate `end`).
+    pub(super) fn end_proof(&self, room: &str, sender_uid: &str) -> Option<Value> {
+        match self {
+            Self::Legacy(_) => None,
+            Self::Native { session, .. } => {
+                Some(json!({ "end": B64.encode(session.end_token(room, sender_uid)) }))
+            }
+        }
+    }
+
+    /// Whether an incoming `end` may end this session: always for legacy (stock behaviour);
+    /// for native only with a valid [`Cipher::end_proof`] from `sender_uid` in `room`.
+    pub(super) fn end_is_authentic(&self, room: &str, sender_uid: &str, payload: &Value) -> bool {
+        match self {
+            Self::Legacy(_) => true,
+            Self::Native { session, .. } => payload
+                .get("otrd")
+                .and_then(|m| m.get("end"))
+                .and_then(Value::as_str)
+                .and_then(|t| B64.decode(t).ok())
+                .is_some_and(|t| session.verify_end_token(room, sender_uid, &t)),
+        }
+    }
+
     /// Encrypts a plaintext into the string that goes into `msg` or `ack`.
     pub(super) fn seal(
         &mut self,

@@ -61,7 +61,7 @@ impl Session {
             SignalKind::Handshake => self.on_handshake(obj, now, rng, out),
             SignalKind::Acknowledge => self.on_acknowledge(obj, now, rng, out),
             SignalKind::Deny => self.on_deny(now, out),
-            SignalKind::End => self.on_peer_end(now, out),
+            SignalKind::End => self.on_peer_end(payload, now, out),
         }
     }
 
@@ -423,8 +423,26 @@ impl Session {
         }
     }
 
-    fn on_peer_end(&mut self, now: i64, out: &mut Vec<Output>) {
+    fn on_peer_end(&mut self, payload: &Value, now: i64, out: &mut Vec<Output>) {
         if self.state == SessionState::Established {
+            // The server does not attest `userId`: anyone sharing a room with us can send this.
+            // A native session ends only on the peer's proof; legacy keeps the stock behaviour.
+            let authentic = self
+                .cipher
+                .as_ref()
+                .is_none_or(|c| c.end_is_authentic(&self.ctx.room_id, &self.ctx.peer_uid, payload));
+            if !authentic {
+                tracing::warn!(room = %self.ctx.room_id, "unauthenticated end for a native session");
+                out.push(self.error_event(
+                    "forged_event",
+                    format!(
+                        "ignored an end for the native session with {} without valid proof",
+                        self.ctx.peer_username
+                    ),
+                    "",
+                ));
+                return;
+            }
             self.first_otr = true;
             let detail = format!("ended by {}", self.ctx.peer_username);
             self.teardown(SessionState::Ended, detail, now, out);
