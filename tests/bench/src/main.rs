@@ -15,6 +15,7 @@ mod crypto;
 mod e2e;
 mod harness;
 mod ipc;
+mod realtime;
 mod report;
 mod scale;
 mod timing;
@@ -96,28 +97,8 @@ async fn load(
         });
     }
 
-    let transport =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../daemon/src/transport");
-    let built = std::fs::read_dir(&transport)
-        .map(|d| {
-            d.flatten().any(|f| {
-                std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains("user_activity"))
-            })
-        })
-        .unwrap_or(false);
-    if built {
-        missing.push(NotMeasured {
-            name: "issue 11 (8.x transports): burst of 100 × 256 B under rate limits; path A p50 vs 7.x relay".into(),
-            reason: "the transports landed after this suite was written; a driver for them is the next step".into(),
-        });
-    } else {
-        for name in [
-            "burst of 100 × 256 B messages under rcsim's default rate limits within 5 s (#11)",
-            "path A p50 vs 7.x relay p50 ≤ 1.2× (#11)",
-        ] {
-            missing.push(NotMeasured { name: name.into(), reason: "not measured: transport not built (no user_activity transport in daemon/src/transport)".into() });
-        }
-    }
+    eprintln!("otrd-bench: Rocket.Chat 8.x relays…");
+    figures.extend(realtime::run(quick).await?);
     Ok(())
 }
 
