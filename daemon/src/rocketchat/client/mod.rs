@@ -87,13 +87,14 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: 20 s method timeout, 1 MiB frames, default backoff and heartbeat.
+    /// Defaults: 20 s method timeout, 16 MiB frames, default backoff and heartbeat.
     pub fn new(server_url: impl Into<String>, credentials: Credentials) -> Self {
         Self {
             server_url: server_url.into(),
             credentials,
             method_timeout: Duration::from_secs(20),
-            max_frame_bytes: 1024 * 1024,
+            // Bounded, but large enough for `rooms/get` of an account with 10,000+ DMs (~3 MB).
+            max_frame_bytes: 16 * 1024 * 1024,
             backoff: BackoffPolicy::default(),
             heartbeat: HeartbeatPolicy::default(),
         }
