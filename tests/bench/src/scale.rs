@@ -1,14 +1,14 @@
 //! Section 4 (issues 6, 7): many established sessions in one daemon. The daemon is a real `otrd`
-//! process (its RSS and locked bytes are its own); its N peers are in-process engines with
-//! auto-accept, each logged in to rcsim as its own user with a DM to the daemon's account.
-//! Sessions use the legacy scheme (the one stock peers speak).
+//! process (its RSS and locked bytes are its own); its N peers are lightweight stock-like clients
+//! with auto-accept (`peers`), each logged in to rcsim as its own user with a DM to the daemon's
+//! account. Sessions use the legacy scheme (the one stock peers speak).
 
 use crate::harness::{self, Daemon};
 use crate::ipc::peer;
 use crate::report::{Figure, Target};
 use crate::timing::percentiles;
 use anyhow::{bail, Context, Result};
-use otrd::engine::{ConnectionState, EngineHandle};
+use crate::peers::PeerProcess;
 use otrd_proto::v1::{EndAllSessionsRequest, SchemePreference, StartSessionRequest};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,10 +21,12 @@ const S: &str = "Scale (one daemon, many established sessions)";
 /// daemon reports them all established.
 pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> Result<()> {
     let deadline = Instant::now() + within;
+    // One connection; HTTP/2 multiplexes the calls in flight.
+    let client = daemon.client().await?;
     for chunk in peers.chunks(64) {
         let mut set = JoinSet::new();
         for p in chunk {
-            let mut c = daemon.client().await?;
+            let mut c = client.clone();
             let req = StartSessionRequest {
                 peer: peer(p),
                 scheme: SchemePreference::Legacy as i32,
@@ -52,21 +54,6 @@ pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> R
     }
 }
 
-async fn peers_online(peers: &[EngineHandle], within: Duration) -> Result<()> {
-    let deadline = Instant::now() + within;
-    for p in peers {
-        while p.status().await?.connection != ConnectionState::Connected
-            || p.list_rooms().await.map_or(true, |r| r.is_empty())
-        {
-            if Instant::now() > deadline {
-                bail!("peer engines not connected within {within:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    Ok(())
-}
-
 /// One run per size: locked bytes, RSS, GetStatus p99 while establishing, time to end all.
 pub async fn run(sizes: &[usize]) -> Result<Vec<Figure>> {
     let mut figs = Vec::new();
@@ -74,11 +61,8 @@ pub async fn run(sizes: &[usize]) -> Result<Vec<Figure>> {
         let t0 = Instant::now();
         let sim = harness::sim(n, false).await?;
         let url = sim.http_url();
-        let peers: Vec<EngineHandle> = (0..n)
-            .map(|i| harness::peer_engine(&url, &harness::user(i), true))
-            .collect();
         let within = Duration::from_secs(60 + n as u64 / 20);
-        peers_online(&peers, within).await?;
+        let peers = PeerProcess::start(&url, n, within)?;
         let daemon = Daemon::start(&url, "me", false, within).await?;
         let mut c = daemon.client().await?;
         let before = harness::status(&mut c).await?;
