@@ -101,6 +101,7 @@ impl Daemon {
             socket,
         };
         let deadline = Instant::now() + within;
+        let mut polls = 0u32;
         loop {
             if let Some(status) = d.child.try_wait()? {
                 bail!("otrd exited early ({status}): {}", d.log());
@@ -119,6 +120,12 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 bail!("otrd not connected within {within:?}: {}", d.log());
+            }
+            polls += 1;
+            // A refused frame (e.g. a DM list over the client's 1 MiB frame limit) repeats on
+            // every reconnect: report it now rather than at the deadline.
+            if polls % 100 == 0 && d.log().contains("larger than max_frame_bytes") {
+                bail!("otrd refuses the server's frames: {}", d.log());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

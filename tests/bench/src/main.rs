@@ -39,9 +39,12 @@ struct Args {
     /// Where to write the report.
     #[arg(long, default_value = "bench-report.md")]
     out: PathBuf,
-    /// Session counts for the scale section (default 1000,10000; quick 20,50).
+    /// Session counts for the scale section (default 1000,5000; quick 20,50).
     #[arg(long, value_delimiter = ',')]
     scale: Vec<usize>,
+    /// Run only the scale section (no crypto, IPC or end-to-end figures).
+    #[arg(long)]
+    only_scale: bool,
     /// Internal: run as the scale section's peer process against this rcsim URL.
     #[arg(long, hide = true, requires = "peers")]
     peers_of: Option<String>,
@@ -50,13 +53,8 @@ struct Args {
     peers: Option<usize>,
 }
 
-/// Sections 2–5: everything that runs daemons against rcsim.
-async fn load(
-    quick: bool,
-    scale_sizes: &[usize],
-    figures: &mut Vec<Figure>,
-    missing: &mut Vec<NotMeasured>,
-) -> Result<()> {
+/// Sections 2–3: IPC and end to end (daemons against rcsim).
+async fn load(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
     let n = |full: usize, q: usize| if quick { q } else { full };
     let up = Duration::from_secs(30);
     eprintln!("otrd-bench: IPC…");
@@ -81,23 +79,43 @@ async fn load(
     figures.push(e2e::reconnect(&me, &sim).await?);
     drop((me, bob));
     sim.shutdown().await;
+    Ok(())
+}
 
+/// Section 4: the scale runs.
+async fn scale_section(
+    quick: bool,
+    scale_sizes: &[usize],
+    figures: &mut Vec<Figure>,
+    missing: &mut Vec<NotMeasured>,
+) -> Result<()> {
     eprintln!("otrd-bench: scale…");
     let sizes: &[usize] = match (scale_sizes.is_empty(), quick) {
         (false, _) => scale_sizes,
         (true, true) => &[20, 50],
-        (true, false) => &[1_000, 10_000],
+        (true, false) => &[1_000, 5_000],
     };
     figures.extend(scale::run(sizes).await?);
     if !sizes.iter().any(|&n| n >= 10_000) {
         missing.push(NotMeasured {
             name: "10,000 established sessions (locked bytes, RSS, GetStatus p99, time to lock)".into(),
-            reason: "not in this run's `--scale` sizes (quick mode runs 20 and 50 sessions; the full \
-                     run and `--scale 10000` run 10,000)"
+            reason: "otrd cannot load 10,000 DMs: `rooms/get` answers with every room in one DDP \
+                     frame, and otrd's Rocket.Chat client refuses websocket messages over 1 MiB \
+                     (`ClientConfig::max_frame_bytes`), then reconnects and is refused again. rcsim's \
+                     room documents are ~210 B, so about 5,000 DMs fit (real Rocket.Chat's are larger, \
+                     so fewer). The largest run that fits is measured and 10,000 extrapolated above, \
+                     labelled. Fix (daemon): a frame limit sized for the method (or configurable), or \
+                     listing DMs with REST `subscriptions.get`/`rooms.get` in pages. The peer load \
+                     generator itself handles 10,000 peers (`--scale 10000` shows the failure)."
                 .into(),
         });
     }
 
+    Ok(())
+}
+
+/// Issue 11's figures, listed as not measured (see the reasons).
+fn issue11(missing: &mut Vec<NotMeasured>) {
     let transport =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../daemon/src/transport");
     let built = std::fs::read_dir(&transport)
@@ -120,7 +138,6 @@ async fn load(
             missing.push(NotMeasured { name: name.into(), reason: "not measured: transport not built (no user_activity transport in daemon/src/transport)".into() });
         }
     }
-    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -141,16 +158,20 @@ fn main() -> Result<()> {
     let mut figures: Vec<Figure> = Vec::new();
     let mut missing: Vec<NotMeasured> = Vec::new();
 
-    eprintln!("otrd-bench: references (node, openssl speed)…");
-    let node = anchors::node(args.quick)?;
-    let ossl = anchors::openssl()?;
-    eprintln!("otrd-bench: crypto…");
-    figures.extend(crypto::run(budget, &node, &ossl));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(load(args.quick, &args.scale, &mut figures, &mut missing))?;
+    if !args.only_scale {
+        eprintln!("otrd-bench: references (node, openssl speed)…");
+        let node = anchors::node(args.quick)?;
+        let ossl = anchors::openssl()?;
+        eprintln!("otrd-bench: crypto…");
+        figures.extend(crypto::run(budget, &node, &ossl));
+        rt.block_on(load(args.quick, &mut figures))?;
+        issue11(&mut missing);
+    }
+    rt.block_on(scale_section(args.quick, &args.scale, &mut figures, &mut missing))?;
 
     let header = format!(
         "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s.\n\n\
