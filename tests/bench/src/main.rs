@@ -155,6 +155,7 @@ fn main() -> Result<()> {
         Budget::FULL
     };
     let started = Instant::now();
+    let load_at_start = load_average();
     let mut figures: Vec<Figure> = Vec::new();
     let mut missing: Vec<NotMeasured> = Vec::new();
 
@@ -174,17 +175,28 @@ fn main() -> Result<()> {
     rt.block_on(scale_section(args.quick, &args.scale, &mut figures, &mut missing))?;
 
     let header = format!(
-        "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s.\n\n\
+        "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s. Load average \
+         (1/5/15 min) at the start: {}; at the end: {}.\n\n\
          Each figure is measured in the same run as its reference. The machine is shared with other \
          builds, so absolute numbers are noisy; ratios are steadier. Regenerate with `scripts/bench`.",
         if args.quick { "quick (figures meaningless; CI smoke run)" } else { "full" },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         std::env::consts::ARCH,
         started.elapsed().as_secs_f64(),
+        load_at_start,
+        load_average(),
     );
     missing.sort_by(|a, b| a.name.cmp(&b.name));
     let text = report::render(&header, &figures, &missing);
     std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{text}");
     Ok(())
+}
+
+/// The first three fields of /proc/loadavg (what `uptime` shows): how busy the shared machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
