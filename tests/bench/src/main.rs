@@ -172,7 +172,12 @@ fn main() -> Result<()> {
         rt.block_on(load(args.quick, &mut figures))?;
         issue11(&mut missing);
     }
-    rt.block_on(scale_section(args.quick, &args.scale, &mut figures, &mut missing))?;
+    rt.block_on(scale_section(
+        args.quick,
+        &args.scale,
+        &mut figures,
+        &mut missing,
+    ))?;
 
     let header = format!(
         "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s. Load average \

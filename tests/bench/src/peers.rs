@@ -83,7 +83,8 @@ pub async fn serve(http_url: &str, n: usize) -> Result<()> {
     let gate = Arc::new(Semaphore::new(CONNECTING));
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     for i in 0..n {
-        let (url, ready, gate, fail) = (ws_url.clone(), ready.clone(), gate.clone(), fail_tx.clone());
+        let (url, ready, gate, fail) =
+            (ws_url.clone(), ready.clone(), gate.clone(), fail_tx.clone());
         tokio::spawn(async move {
             if let Err(e) = peer(&url, &crate::harness::user(i), &ready, &gate).await {
                 let _ = fail.send(format!("peer {i}: {e:#}"));
@@ -99,7 +100,10 @@ pub async fn serve(http_url: &str, n: usize) -> Result<()> {
         }
         if ready.load(Ordering::Relaxed) == n {
             println!("ready {n}");
-            eprintln!("otrd-bench: {n} peers online in {:.1} s", t.elapsed().as_secs_f64());
+            eprintln!(
+                "otrd-bench: {n} peers online in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -126,11 +130,15 @@ async fn peer(url: &str, username: &str, ready: &AtomicUsize, gate: &Semaphore) 
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .context("websocket")?;
-    ws.send(frame(json!({"msg": "connect", "version": "1", "support": ["1"]})))
-        .await?;
-    ws.send(frame(json!({"msg": "method", "method": "login", "id": "login",
-        "params": [{"user": {"username": username}, "password": "pw"}]})))
-        .await?;
+    ws.send(frame(
+        json!({"msg": "connect", "version": "1", "support": ["1"]}),
+    ))
+    .await?;
+    ws.send(frame(
+        json!({"msg": "method", "method": "login", "id": "login",
+        "params": [{"user": {"username": username}, "password": "pw"}]}),
+    ))
+    .await?;
     let mut uid: Option<String> = None;
     let mut session: Option<Session> = None;
     let mut calls = 0u64;
@@ -147,9 +155,11 @@ async fn peer(url: &str, username: &str, ready: &AtomicUsize, gate: &Semaphore) 
             Some("ping") => ws.send(frame(json!({"msg": "pong"}))).await?,
             Some("result") if v["id"] == "login" => {
                 let id = v["result"]["id"].as_str().context("login refused")?;
-                ws.send(frame(json!({"msg": "sub", "id": "otr", "name": "stream-notify-user",
-                    "params": [format!("{id}/otr"), {"useCollection": false, "args": []}]})))
-                    .await?;
+                ws.send(frame(
+                    json!({"msg": "sub", "id": "otr", "name": "stream-notify-user",
+                    "params": [format!("{id}/otr"), {"useCollection": false, "args": []}]}),
+                ))
+                .await?;
                 uid = Some(id.to_owned());
             }
             Some("ready") => {
@@ -158,9 +168,13 @@ async fn peer(url: &str, username: &str, ready: &AtomicUsize, gate: &Semaphore) 
             }
             Some("nosub") => bail!("subscription refused: {}", v["error"]),
             Some("changed") if v["collection"] == "stream-notify-user" => {
-                let Some(my_uid) = uid.as_deref() else { continue };
+                let Some(my_uid) = uid.as_deref() else {
+                    continue;
+                };
                 let args = &v["fields"]["args"];
-                let Some(kind) = args[0].as_str().and_then(SignalKind::from_wire) else { continue };
+                let Some(kind) = args[0].as_str().and_then(SignalKind::from_wire) else {
+                    continue;
+                };
                 let payload = args[1].clone();
                 let s = session.get_or_insert_with(|| {
                     Session::new(

@@ -5,10 +5,10 @@
 
 use crate::harness::{self, Daemon};
 use crate::ipc::peer;
+use crate::peers::PeerProcess;
 use crate::report::{Figure, Target};
 use crate::timing::percentiles;
 use anyhow::{bail, Context, Result};
-use crate::peers::PeerProcess;
 use otrd_proto::v1::{EndAllSessionsRequest, SchemePreference, StartSessionRequest};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
