@@ -101,7 +101,7 @@ impl Daemon {
             socket,
         };
         let deadline = Instant::now() + within;
-        let mut polls = 0u32;
+        let mut log_checked = Instant::now();
         loop {
             if let Some(status) = d.child.try_wait()? {
                 bail!("otrd exited early ({status}): {}", d.log());
@@ -121,11 +121,13 @@ impl Daemon {
             if Instant::now() > deadline {
                 bail!("otrd not connected within {within:?}: {}", d.log());
             }
-            polls += 1;
             // A refused frame (e.g. a DM list over the client's 1 MiB frame limit) repeats on
             // every reconnect: report it now rather than at the deadline.
-            if polls % 100 == 0 && d.log().contains("larger than max_frame_bytes") {
-                bail!("otrd refuses the server's frames: {}", d.log());
+            if log_checked.elapsed() > Duration::from_secs(1) {
+                log_checked = Instant::now();
+                if d.log().contains("larger than max_frame_bytes") {
+                    bail!("otrd refuses the server's frames: {}", d.log());
+                }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -143,10 +143,8 @@ pub async fn run(sizes: &[usize]) -> Result<Vec<Figure>> {
             )
             .note(format!(
                 "{:.1} KiB per session on top of the daemon with {n} DMs loaded and no sessions \
-                 ({:.1} KiB per DM over an idle daemon's ~14 MiB: room state and per-room stream \
-                 subscriptions).",
+                 (that baseline grows with the DMs: room state and per-room stream subscriptions).",
                 rss_after.saturating_sub(rss_before) as f64 / n as f64,
-                (rss_before as f64 - 14.0 * 1024.0).max(0.0) / n as f64,
             )),
         );
         figs.push(
