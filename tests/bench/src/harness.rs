@@ -1,11 +1,7 @@
 //! What the load benchmarks run against: rcsim in-process, real `otrd` processes on temporary
-//! sockets (so RSS and locked bytes are the daemon's own), gRPC clients, in-process peer engines.
+//! sockets (so RSS and locked bytes are the daemon's own), gRPC clients.
 
 use anyhow::{bail, Context, Result};
-use otrd::config::{AccountConfig, Config, ServerConfig};
-use otrd::engine::{self, EngineConfig, EngineHandle};
-use otrd::rocketchat::Credentials;
-use otrd::secure::SecretString;
 use otrd_proto::v1::otrd_client::OtrdClient;
 use otrd_proto::v1::{ConnectionState, GetStatusRequest, GetStatusResponse, ListRoomsRequest};
 use rcsim::{SimConfig, SimHandle, UserConfig};
@@ -105,6 +101,7 @@ impl Daemon {
             socket,
         };
         let deadline = Instant::now() + within;
+        let mut log_checked = Instant::now();
         loop {
             if let Some(status) = d.child.try_wait()? {
                 bail!("otrd exited early ({status}): {}", d.log());
@@ -123,6 +120,14 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 bail!("otrd not connected within {within:?}: {}", d.log());
+            }
+            // A refused frame (e.g. a DM list over the client's 1 MiB frame limit) repeats on
+            // every reconnect: report it now rather than at the deadline.
+            if log_checked.elapsed() > Duration::from_secs(1) {
+                log_checked = Instant::now();
+                if d.log().contains("larger than max_frame_bytes") {
+                    bail!("otrd refuses the server's frames: {}", d.log());
+                }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -181,30 +186,4 @@ pub async fn connect(socket: &Path) -> Result<Client> {
 /// GetStatus.
 pub async fn status(c: &mut Client) -> Result<GetStatusResponse> {
     Ok(c.get_status(GetStatusRequest {}).await?.into_inner())
-}
-
-/// An in-process engine logged in as `username` (password "pw"); used for the many peers of the
-/// scale run, where a process per peer would measure the machine, not otrd.
-pub fn peer_engine(url: &str, username: &str, auto_accept: bool) -> EngineHandle {
-    let mut config = Config {
-        server: ServerConfig {
-            url: url.to_owned(),
-        },
-        account: AccountConfig {
-            username: username.to_owned(),
-            ..AccountConfig::default()
-        },
-        ..Config::default()
-    };
-    config.policy.auto_accept = auto_accept;
-    let creds = Credentials::Password {
-        username: username.into(),
-        password: SecretString::from("pw"),
-    };
-    engine::spawn(EngineConfig {
-        config,
-        credentials: Some(creds),
-        state_dir: None,
-    })
-    .0
 }

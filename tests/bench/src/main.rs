@@ -15,6 +15,7 @@ mod crypto;
 mod e2e;
 mod harness;
 mod ipc;
+mod peers;
 mod realtime;
 mod report;
 mod scale;
@@ -39,19 +40,22 @@ struct Args {
     /// Where to write the report.
     #[arg(long, default_value = "bench-report.md")]
     out: PathBuf,
-    /// Session counts for the scale section (default 1000; quick 20,50). Each peer is an
-    /// in-process engine of about 1 MB, so 10000 needs ~10 GB in the driver.
+    /// Session counts for the scale section (default 1000,5000; quick 20,50).
     #[arg(long, value_delimiter = ',')]
     scale: Vec<usize>,
+    /// Run only the scale section (no crypto, IPC or end-to-end figures).
+    #[arg(long)]
+    only_scale: bool,
+    /// Internal: run as the scale section's peer process against this rcsim URL.
+    #[arg(long, hide = true, requires = "peers")]
+    peers_of: Option<String>,
+    /// Internal: how many peers the peer process runs.
+    #[arg(long, hide = true)]
+    peers: Option<usize>,
 }
 
-/// Sections 2–5: everything that runs daemons against rcsim.
-async fn load(
-    quick: bool,
-    scale_sizes: &[usize],
-    figures: &mut Vec<Figure>,
-    missing: &mut Vec<NotMeasured>,
-) -> Result<()> {
+/// Sections 2–3: IPC and end to end (daemons against rcsim).
+async fn load(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
     let n = |full: usize, q: usize| if quick { q } else { full };
     let up = Duration::from_secs(30);
     eprintln!("otrd-bench: IPC…");
@@ -76,27 +80,43 @@ async fn load(
     figures.push(e2e::reconnect(&me, &sim).await?);
     drop((me, bob));
     sim.shutdown().await;
+    Ok(())
+}
 
+/// Section 4: the scale runs.
+async fn scale_section(
+    quick: bool,
+    scale_sizes: &[usize],
+    figures: &mut Vec<Figure>,
+    missing: &mut Vec<NotMeasured>,
+) -> Result<()> {
     eprintln!("otrd-bench: scale…");
     let sizes: &[usize] = match (scale_sizes.is_empty(), quick) {
         (false, _) => scale_sizes,
         (true, true) => &[20, 50],
-        (true, false) => &[1_000],
+        (true, false) => &[1_000, 5_000],
     };
     figures.extend(scale::run(sizes).await?);
     if !sizes.iter().any(|&n| n >= 10_000) {
         missing.push(NotMeasured {
             name: "10,000 established sessions (locked bytes, RSS, GetStatus p99, time to lock)".into(),
-            reason: "the peers are in-process otrd engines of ~1 MB each (own HTTP client, TLS roots, \
-                     websocket), so 10,000 of them need ~10 GB in the driver — more than this shared \
-                     machine can give. `--scale 10000` runs it where memory allows. A lightweight \
-                     stock-peer speaking DDP directly from one task would make it routine. The \
-                     per-session locked bytes above are flat from 20 to 1,000 sessions, so 10,000 \
-                     sessions need 10,000 × that, far inside the 8 MiB limit."
+            reason: "otrd cannot load 10,000 DMs: `rooms/get` answers with every room in one DDP \
+                     frame, and otrd's Rocket.Chat client refuses websocket messages over 1 MiB \
+                     (`ClientConfig::max_frame_bytes`), then reconnects and is refused again. rcsim's \
+                     room documents are ~210 B, so about 5,000 DMs fit (real Rocket.Chat's are larger, \
+                     so fewer). The largest run that fits is measured and 10,000 extrapolated above, \
+                     labelled. Fix (daemon): a frame limit sized for the method (or configurable), or \
+                     listing DMs with REST `subscriptions.get`/`rooms.get` in pages. The peer load \
+                     generator itself handles 10,000 peers (`--scale 10000` shows the failure)."
                 .into(),
         });
     }
 
+    Ok(())
+}
+
+/// Section 5: issue 11's figures over the 8.x realtime relays.
+async fn realtime_section(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
     eprintln!("otrd-bench: Rocket.Chat 8.x relays…");
     figures.extend(realtime::run(quick).await?);
     Ok(())
@@ -104,38 +124,66 @@ async fn load(
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let (Some(url), Some(n)) = (&args.peers_of, args.peers) {
+        return tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(peers::serve(url, n));
+    }
     let budget = if args.quick {
         Budget::QUICK
     } else {
         Budget::FULL
     };
     let started = Instant::now();
+    let load_at_start = load_average();
     let mut figures: Vec<Figure> = Vec::new();
     let mut missing: Vec<NotMeasured> = Vec::new();
 
-    eprintln!("otrd-bench: references (node, openssl speed)…");
-    let node = anchors::node(args.quick)?;
-    let ossl = anchors::openssl()?;
-    eprintln!("otrd-bench: crypto…");
-    figures.extend(crypto::run(budget, &node, &ossl));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(load(args.quick, &args.scale, &mut figures, &mut missing))?;
+    if !args.only_scale {
+        eprintln!("otrd-bench: references (node, openssl speed)…");
+        let node = anchors::node(args.quick)?;
+        let ossl = anchors::openssl()?;
+        eprintln!("otrd-bench: crypto…");
+        figures.extend(crypto::run(budget, &node, &ossl));
+        rt.block_on(load(args.quick, &mut figures))?;
+        rt.block_on(realtime_section(args.quick, &mut figures))?;
+    }
+    rt.block_on(scale_section(
+        args.quick,
+        &args.scale,
+        &mut figures,
+        &mut missing,
+    ))?;
 
     let header = format!(
-        "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s.\n\n\
+        "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s. Load average \
+         (1/5/15 min) at the start: {}; at the end: {}.\n\n\
          Each figure is measured in the same run as its reference. The machine is shared with other \
          builds, so absolute numbers are noisy; ratios are steadier. Regenerate with `scripts/bench`.",
         if args.quick { "quick (figures meaningless; CI smoke run)" } else { "full" },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         std::env::consts::ARCH,
         started.elapsed().as_secs_f64(),
+        load_at_start,
+        load_average(),
     );
     missing.sort_by(|a, b| a.name.cmp(&b.name));
     let text = report::render(&header, &figures, &missing);
     std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{text}");
     Ok(())
+}
+
+/// The first three fields of /proc/loadavg (what `uptime` shows): how busy the shared machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
