@@ -50,7 +50,10 @@ pub async fn start() -> anyhow::Result<Demo> {
         state_dir: Some(state.path().join(name)),
         config: Config {
             server: ServerConfig { url: url.clone() },
-            account: AccountConfig { username: name.to_owned(), ..AccountConfig::default() },
+            account: AccountConfig {
+                username: name.to_owned(),
+                ..AccountConfig::default()
+            },
             ..Config::default()
         },
         credentials: Some(Credentials::Password {
@@ -80,8 +83,15 @@ async fn wait_until_ready(echo: &EngineHandle) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(10));
     loop {
         ticker.tick().await;
-        let connected = echo.status().await.map(|s| s.connection == crate::engine::ConnectionState::Connected);
-        let has_rooms = echo.list_rooms().await.map(|r| !r.is_empty()).unwrap_or(false);
+        let connected = echo
+            .status()
+            .await
+            .map(|s| s.connection == crate::engine::ConnectionState::Connected);
+        let has_rooms = echo
+            .list_rooms()
+            .await
+            .map(|r| !r.is_empty())
+            .unwrap_or(false);
         if connected.unwrap_or(false) && has_rooms {
             return Ok(());
         }
@@ -93,14 +103,22 @@ async fn wait_until_ready(echo: &EngineHandle) -> anyhow::Result<()> {
 
 /// The contact's behaviour: every message in gets `echo: <text>` back.
 async fn answer_every_message(echo: EngineHandle) {
-    let Ok((_, mut events)) = echo.watch(false).await else { return };
+    let Ok((_, mut events)) = echo.watch(false).await else {
+        return;
+    };
     loop {
         let event = match events.recv().await {
             Ok(e) => e,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         };
-        if let EventKind::Message { peer, direction: Direction::In, text, .. } = event.kind {
+        if let EventKind::Message {
+            peer,
+            direction: Direction::In,
+            text,
+            ..
+        } = event.kind
+        {
             let reply = SecretString::new(format!("echo: {}", text.expose()));
             if let Err(e) = echo.send(PeerRef::Username(peer), reply).await {
                 tracing::warn!(error = %e, "demo contact could not answer");

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 use otrd::config::{AccountConfig, Config, ServerConfig};
-use otrd::engine::{self, Direction, EngineConfig, EngineHandle, EventKind, PeerRef, SchemePreference, SessionState};
+use otrd::engine::{
+    self, Direction, EngineConfig, EngineHandle, EventKind, PeerRef, SchemePreference, SessionState,
+};
 use otrd::rocketchat::Credentials;
 use otrd::secure::SecretString;
 use std::time::Duration;
@@ -11,16 +13,30 @@ use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn account(url: &str, user: &str, password: &str, auto_accept: bool, state: Option<&std::path::Path>) -> EngineConfig {
+fn account(
+    url: &str,
+    user: &str,
+    password: &str,
+    auto_accept: bool,
+    state: Option<&std::path::Path>,
+) -> EngineConfig {
     let mut config = Config {
-        server: ServerConfig { url: url.to_owned() },
-        account: AccountConfig { username: user.to_owned(), ..AccountConfig::default() },
+        server: ServerConfig {
+            url: url.to_owned(),
+        },
+        account: AccountConfig {
+            username: user.to_owned(),
+            ..AccountConfig::default()
+        },
         ..Config::default()
     };
     config.policy.auto_accept = auto_accept;
     EngineConfig {
         config,
-        credentials: Some(Credentials::Password { username: user.into(), password: SecretString::from(password) }),
+        credentials: Some(Credentials::Password {
+            username: user.into(),
+            password: SecretString::from(password),
+        }),
         state_dir: state.map(|d| d.join(user)),
     }
 }
@@ -44,17 +60,24 @@ async fn connected(h: &EngineHandle) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let s = h.status().await.expect("status");
-        if s.connection == engine::ConnectionState::Connected && !h.list_rooms().await.unwrap_or_default().is_empty() {
+        if s.connection == engine::ConnectionState::Connected
+            && !h.list_rooms().await.unwrap_or_default().is_empty()
+        {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not connected: {s:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not connected: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintext() {
-    let sim = rcsim::start(rcsim::SimConfig::demo(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sim = rcsim::start(rcsim::SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let url = sim.http_url();
     let (me, _t1) = engine::spawn(account(&url, "me", "demo", false, None));
     let (echo, _t2) = engine::spawn(account(&url, "echo", "echo", false, None));
@@ -63,27 +86,85 @@ async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintex
     let (_, mut me_ev) = me.watch(false).await.unwrap();
     let (_, mut echo_ev) = echo.watch(false).await.unwrap();
 
-    let info = me.start(PeerRef::Username("echo".into()), SchemePreference::Legacy).await.unwrap();
+    let info = me
+        .start(PeerRef::Username("echo".into()), SchemePreference::Legacy)
+        .await
+        .unwrap();
     assert_eq!(info.state, SessionState::Establishing);
-    wait_event(&mut echo_ev, |k| matches!(k, EventKind::Invitation { peer, .. } if peer == "me")).await;
+    wait_event(
+        &mut echo_ev,
+        |k| matches!(k, EventKind::Invitation { peer, .. } if peer == "me"),
+    )
+    .await;
     echo.accept(PeerRef::Username("me".into())).await.unwrap();
-    wait_event(&mut me_ev, |k| matches!(k, EventKind::State { state: SessionState::Established, .. })).await;
+    wait_event(&mut me_ev, |k| {
+        matches!(
+            k,
+            EventKind::State {
+                state: SessionState::Established,
+                ..
+            }
+        )
+    })
+    .await;
 
     let secret = "the eagle lands at midnight ✓";
-    let sent = me.send(PeerRef::Username("echo".into()), SecretString::from(secret)).await.unwrap();
-    let got = wait_event(&mut echo_ev, |k| matches!(k, EventKind::Message { direction: Direction::In, .. })).await;
-    let EventKind::Message { text, id, .. } = got else { unreachable!() };
+    let sent = me
+        .send(PeerRef::Username("echo".into()), SecretString::from(secret))
+        .await
+        .unwrap();
+    let got = wait_event(&mut echo_ev, |k| {
+        matches!(
+            k,
+            EventKind::Message {
+                direction: Direction::In,
+                ..
+            }
+        )
+    })
+    .await;
+    let EventKind::Message { text, id, .. } = got else {
+        unreachable!()
+    };
     assert_eq!(text.expose(), secret);
     assert_eq!(id, sent.id);
-    wait_event(&mut me_ev, |k| matches!(k, EventKind::Delivered { id, .. } if *id == sent.id)).await;
+    wait_event(
+        &mut me_ev,
+        |k| matches!(k, EventKind::Delivered { id, .. } if *id == sent.id),
+    )
+    .await;
 
     me.end(PeerRef::Username("echo".into())).await.unwrap();
-    wait_event(&mut echo_ev, |k| matches!(k, EventKind::State { state: SessionState::Ended, .. } | EventKind::State { state: SessionState::NotStarted, .. })).await;
-    let err = me.send(PeerRef::Username("echo".into()), SecretString::from("after end")).await.unwrap_err();
-    assert!(matches!(err, engine::EngineError::FailedPrecondition(_)), "{err:?}");
+    wait_event(&mut echo_ev, |k| {
+        matches!(
+            k,
+            EventKind::State {
+                state: SessionState::Ended,
+                ..
+            } | EventKind::State {
+                state: SessionState::NotStarted,
+                ..
+            }
+        )
+    })
+    .await;
+    let err = me
+        .send(
+            PeerRef::Username("echo".into()),
+            SecretString::from("after end"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, engine::EngineError::FailedPrecondition(_)),
+        "{err:?}"
+    );
 
     let audit = sim.audit();
-    assert!(!audit.contains("eagle lands"), "plaintext reached the server");
+    assert!(
+        !audit.contains("eagle lands"),
+        "plaintext reached the server"
+    );
     assert!(!audit.contains("after end"));
     // The only stored trace is the stock client's own system message (`user_joined_otr`, which
     // carries nothing but the username); no OTR message is ever stored.
@@ -95,7 +176,9 @@ async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintex
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_negotiate_native_and_agree_on_fingerprints_and_sas() {
-    let sim = rcsim::start(rcsim::SimConfig::demo(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sim = rcsim::start(rcsim::SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let url = sim.http_url();
     let dir = tempfile::tempdir().unwrap();
     let (me, _t1) = engine::spawn(account(&url, "me", "demo", false, Some(dir.path())));
@@ -105,29 +188,91 @@ async fn two_engines_negotiate_native_and_agree_on_fingerprints_and_sas() {
     let (_, mut me_ev) = me.watch(false).await.unwrap();
     let (_, mut echo_ev) = echo.watch(false).await.unwrap();
 
-    me.start(PeerRef::Username("echo".into()), SchemePreference::Auto).await.unwrap();
-    let est = wait_event(&mut me_ev, |k| matches!(k, EventKind::State { state: SessionState::Established, .. })).await;
-    let EventKind::State { mode, trust, .. } = est else { unreachable!() };
+    me.start(PeerRef::Username("echo".into()), SchemePreference::Auto)
+        .await
+        .unwrap();
+    let est = wait_event(&mut me_ev, |k| {
+        matches!(
+            k,
+            EventKind::State {
+                state: SessionState::Established,
+                ..
+            }
+        )
+    })
+    .await;
+    let EventKind::State { mode, trust, .. } = est else {
+        unreachable!()
+    };
     assert_eq!(mode, Some(engine::Mode::Native));
-    assert_eq!(trust, engine::Trust::Unverified, "first use is remembered, not verified");
-    wait_event(&mut echo_ev, |k| matches!(k, EventKind::State { state: SessionState::Established, .. })).await;
+    assert_eq!(
+        trust,
+        engine::Trust::Unverified,
+        "first use is remembered, not verified"
+    );
+    wait_event(&mut echo_ev, |k| {
+        matches!(
+            k,
+            EventKind::State {
+                state: SessionState::Established,
+                ..
+            }
+        )
+    })
+    .await;
 
-    let mine = me.fingerprint(Some(PeerRef::Username("echo".into()))).await.unwrap();
-    let theirs = echo.fingerprint(Some(PeerRef::Username("me".into()))).await.unwrap();
+    let mine = me
+        .fingerprint(Some(PeerRef::Username("echo".into())))
+        .await
+        .unwrap();
+    let theirs = echo
+        .fingerprint(Some(PeerRef::Username("me".into())))
+        .await
+        .unwrap();
     assert_eq!(mine.peer_fingerprint, theirs.own_fingerprint);
     assert_eq!(theirs.peer_fingerprint, mine.own_fingerprint);
     assert!(!mine.sas.is_empty());
     assert_eq!(mine.sas, theirs.sas);
 
-    let sent = me.send(PeerRef::Username("echo".into()), SecretString::from("native hello")).await.unwrap();
-    let got = wait_event(&mut echo_ev, |k| matches!(k, EventKind::Message { direction: Direction::In, .. })).await;
-    let EventKind::Message { text, .. } = got else { unreachable!() };
+    let sent = me
+        .send(
+            PeerRef::Username("echo".into()),
+            SecretString::from("native hello"),
+        )
+        .await
+        .unwrap();
+    let got = wait_event(&mut echo_ev, |k| {
+        matches!(
+            k,
+            EventKind::Message {
+                direction: Direction::In,
+                ..
+            }
+        )
+    })
+    .await;
+    let EventKind::Message { text, .. } = got else {
+        unreachable!()
+    };
     assert_eq!(text.expose(), "native hello");
-    wait_event(&mut me_ev, |k| matches!(k, EventKind::Delivered { id, .. } if *id == sent.id)).await;
+    wait_event(
+        &mut me_ev,
+        |k| matches!(k, EventKind::Delivered { id, .. } if *id == sent.id),
+    )
+    .await;
 
-    let wrong = me.trust(PeerRef::Username("echo".into()), "00".repeat(32)).await.unwrap_err();
-    assert!(matches!(wrong, engine::EngineError::FailedPrecondition(_)), "{wrong:?}");
-    let trusted = me.trust(PeerRef::Username("echo".into()), String::new()).await.unwrap();
+    let wrong = me
+        .trust(PeerRef::Username("echo".into()), "00".repeat(32))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, engine::EngineError::FailedPrecondition(_)),
+        "{wrong:?}"
+    );
+    let trusted = me
+        .trust(PeerRef::Username("echo".into()), String::new())
+        .await
+        .unwrap();
     assert_eq!(trusted.trust, Some(engine::Trust::Verified));
     assert!(!sim.audit().contains("native hello"));
 }

@@ -47,6 +47,9 @@ mod tests {
             .iter()
             .find(|f| f.package.as_deref() == Some("otrd.v1"))
             .expect("otrd.v1 present");
-        assert!(file.service.iter().any(|s| s.name.as_deref() == Some("Otrd")));
+        assert!(file
+            .service
+            .iter()
+            .any(|s| s.name.as_deref() == Some("Otrd")));
     }
 }

@@ -87,7 +87,8 @@ impl ServerSocket {
             path: path.to_path_buf(),
             source,
         };
-        let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| io_err("bind", e))?;
+        let listener =
+            std::os::unix::net::UnixListener::bind(path).map_err(|e| io_err("bind", e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| io_err("restrict", e))?;
         listener

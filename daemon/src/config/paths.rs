@@ -92,7 +92,9 @@ pub fn socket_path_from(
 /// The socket path when there is no `XDG_RUNTIME_DIR`: `$TMPDIR/otrd-<uid>/otrd.sock`. otrctl
 /// follows the same rule.
 pub fn fallback_socket(uid: u32) -> PathBuf {
-    std::env::temp_dir().join(format!("otrd-{uid}")).join("otrd.sock")
+    std::env::temp_dir()
+        .join(format!("otrd-{uid}"))
+        .join("otrd.sock")
 }
 
 /// Creates `dir` (and missing parents) with mode 0700, then checks that it is a real directory
@@ -164,7 +166,9 @@ mod tests {
         let uid = rustix::process::geteuid().as_raw();
         let path = socket_path_from(None, None, p("")).expect("fallback");
         assert_eq!(path, fallback_socket(uid));
-        assert!(path.parent().is_some_and(|d| d.ends_with(format!("otrd-{uid}"))));
+        assert!(path
+            .parent()
+            .is_some_and(|d| d.ends_with(format!("otrd-{uid}"))));
     }
 
     #[test]

@@ -36,9 +36,14 @@ pub async fn start(enabled: bool, engine: EngineHandle) -> Option<LockWatch> {
         while let Some(reason) = rx.recv().await {
             match engine.end_all().await {
                 Ok(ended) => tracing::info!(?reason, ended, "screen lock: every session ended"),
-                Err(e) => tracing::error!(?reason, error = %e, "screen lock: could not end the sessions"),
+                Err(e) => {
+                    tracing::error!(?reason, error = %e, "screen lock: could not end the sessions")
+                }
             }
         }
     });
-    Some(LockWatch { _watch: handle, task })
+    Some(LockWatch {
+        _watch: handle,
+        task,
+    })
 }

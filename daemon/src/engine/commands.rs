@@ -23,9 +23,15 @@ impl Engine {
             Command::ListSessions(r) => {
                 let _ = r.send(self.list_sessions());
             }
-            Command::Start { peer, scheme, reply } => self.start(peer, scheme, reply),
+            Command::Start {
+                peer,
+                scheme,
+                reply,
+            } => self.start(peer, scheme, reply),
             Command::Accept(peer, r) => {
-                let answer = self.check_memory_policy().and_then(|()| self.user_input(&peer, Input::Accept));
+                let answer = self
+                    .check_memory_policy()
+                    .and_then(|()| self.user_input(&peer, Input::Accept));
                 let _ = r.send(answer);
             }
             Command::Decline(peer, r) => {
@@ -43,7 +49,10 @@ impl Engine {
             Command::Send { peer, text, reply } => {
                 let _ = reply.send(self.send(&peer, text));
             }
-            Command::Watch { include_scrollback, reply } => {
+            Command::Watch {
+                include_scrollback,
+                reply,
+            } => {
                 let _ = reply.send(self.log.attach(include_scrollback));
             }
             Command::Fingerprint(peer, r) => {
@@ -93,14 +102,17 @@ impl Engine {
                 "this daemon runs without a Rocket.Chat server".into(),
             ));
         }
-        self.me.as_ref().filter(|_| self.connection.0 == ConnectionState::Connected).ok_or_else(|| {
-            EngineError::Unavailable(format!(
-                "not connected to {} ({}: {})",
-                self.cfg.config.server.url,
-                self.connection.0.as_str(),
-                self.connection.1
-            ))
-        })
+        self.me
+            .as_ref()
+            .filter(|_| self.connection.0 == ConnectionState::Connected)
+            .ok_or_else(|| {
+                EngineError::Unavailable(format!(
+                    "not connected to {} ({}: {})",
+                    self.cfg.config.server.url,
+                    self.connection.0.as_str(),
+                    self.connection.1
+                ))
+            })
     }
 
     fn start(&mut self, peer: PeerRef, scheme: SchemePreference, reply: Reply) {
@@ -123,18 +135,33 @@ impl Engine {
             return;
         }
         let PeerRef::Username(username) = peer else {
-            let _ = reply.send(Err(EngineError::NotFound(format!("{peer} is not a direct-message room of ours"))));
+            let _ = reply.send(Err(EngineError::NotFound(format!(
+                "{peer} is not a direct-message room of ours"
+            ))));
             return;
         };
-        let Some(client) = self.client.clone() else { return };
+        let Some(client) = self.client.clone() else {
+            return;
+        };
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
-            let result = client.open_direct_room(&username).await.map_err(|e| e.to_string());
-            let _ = tx.send(Internal::Resolved { result, scheme, reply });
+            let result = client
+                .open_direct_room(&username)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = tx.send(Internal::Resolved {
+                result,
+                scheme,
+                reply,
+            });
         });
     }
 
-    pub(super) fn start_in_room(&mut self, room_id: &str, scheme: SchemePreference) -> Result<SessionInfo, EngineError> {
+    pub(super) fn start_in_room(
+        &mut self,
+        room_id: &str,
+        scheme: SchemePreference,
+    ) -> Result<SessionInfo, EngineError> {
         self.check_memory_policy()?;
         self.drive_user(room_id, Input::Start { scheme })
     }
@@ -147,7 +174,9 @@ impl Engine {
             .filter(|(_, state)| {
                 matches!(
                     state,
-                    SessionState::Established | SessionState::Establishing | SessionState::Requested
+                    SessionState::Established
+                        | SessionState::Establishing
+                        | SessionState::Requested
                 )
             })
             .collect();
@@ -167,7 +196,11 @@ impl Engine {
         ended
     }
 
-    fn send(&mut self, peer: &PeerRef, text: crate::secure::SecretString) -> Result<SentMessage, EngineError> {
+    fn send(
+        &mut self,
+        peer: &PeerRef,
+        text: crate::secure::SecretString,
+    ) -> Result<SentMessage, EngineError> {
         let room_id = self.room_id_of(peer).ok_or_else(|| {
             EngineError::FailedPrecondition(format!(
                 "no OTR session with {peer}; start one first (nothing was sent)"
@@ -182,7 +215,8 @@ impl Engine {
         let outputs = session.handle(Input::Send { text }, now_ms(), &mut self.rng)?;
         let sent = session::sent_message(&outputs);
         self.perform(&room_id, outputs);
-        let (id, ts_ms) = sent.ok_or_else(|| EngineError::Internal("the message was not queued".into()))?;
+        let (id, ts_ms) =
+            sent.ok_or_else(|| EngineError::Internal("the message was not queued".into()))?;
         Ok(SentMessage { id, room_id, ts_ms })
     }
 
@@ -191,7 +225,9 @@ impl Engine {
         let room_id = self
             .room_id_of(peer)
             .filter(|id| self.sessions.contains_key(id))
-            .ok_or_else(|| EngineError::FailedPrecondition(format!("there is no OTR session with {peer}")))?;
+            .ok_or_else(|| {
+                EngineError::FailedPrecondition(format!("there is no OTR session with {peer}"))
+            })?;
         self.drive_user(&room_id, input)
     }
 
@@ -214,17 +250,23 @@ impl Engine {
             // The session outlives its runs: a peer first seen native during this daemon's run
             // must count as known-native for the next handshake, or a downgrade goes unnoticed.
             let peer = session.context().peer_username.clone();
-            let known = self.identity.trust.as_ref().is_some_and(|t| t.knows_native(&peer));
+            let known = self
+                .identity
+                .trust
+                .as_ref()
+                .is_some_and(|t| t.knows_native(&peer));
             session.set_peer_known_native(known);
             return Ok(());
         }
         let me = self.require_login()?;
-        let room = self
-            .rooms
-            .get(room_id)
-            .ok_or_else(|| EngineError::NotFound(format!("room {room_id} is not a 1:1 direct message of ours")))?;
+        let room = self.rooms.get(room_id).ok_or_else(|| {
+            EngineError::NotFound(format!(
+                "room {room_id} is not a 1:1 direct message of ours"
+            ))
+        })?;
         // Auto-accept creates keys too: not while memory cannot be locked under the refuse policy.
-        let auto_accept = self.cfg.config.auto_accept(&room.peer_username) && self.check_memory_policy().is_ok();
+        let auto_accept =
+            self.cfg.config.auto_accept(&room.peer_username) && self.check_memory_policy().is_ok();
         let mut policy = SessionPolicy::new(
             auto_accept,
             (self.cfg.config.policy.delivery_timeout_secs as i64).saturating_mul(1000),
@@ -249,7 +291,8 @@ impl Engine {
             peer_uid: room.peer_uid.clone(),
             peer_username: room.peer_username.clone(),
         };
-        self.sessions.insert(room_id.to_owned(), Session::new(ctx, policy));
+        self.sessions
+            .insert(room_id.to_owned(), Session::new(ctx, policy));
         Ok(())
     }
 

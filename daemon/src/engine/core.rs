@@ -36,7 +36,11 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// An engine that talks to no server (for API tests and tools that only need the socket).
     pub fn offline(config: Config) -> Self {
-        Self { config, credentials: None, state_dir: None }
+        Self {
+            config,
+            credentials: None,
+            state_dir: None,
+        }
     }
 }
 
@@ -53,7 +57,10 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(256);
     let (client, client_events) = match &cfg.credentials {
         Some(creds) => {
-            let (c, ev) = Client::spawn(ClientConfig::new(cfg.config.server.url.clone(), creds.clone()));
+            let (c, ev) = Client::spawn(ClientConfig::new(
+                cfg.config.server.url.clone(),
+                creds.clone(),
+            ));
             (Some(c), Some(ev))
         }
         None => (None, None),
@@ -61,9 +68,15 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let initial = if client.is_some() {
-        (ConnectionState::Connecting, format!("connecting to {}", cfg.config.server.url))
+        (
+            ConnectionState::Connecting,
+            format!("connecting to {}", cfg.config.server.url),
+        )
     } else {
-        (ConnectionState::Disconnected, "no Rocket.Chat server configured".to_owned())
+        (
+            ConnectionState::Disconnected,
+            "no Rocket.Chat server configured".to_owned(),
+        )
     };
     let mut rng = StdRng::from_entropy();
     let identity = Identity::load(cfg.state_dir.as_deref(), &mut rng);
@@ -200,13 +213,20 @@ impl Engine {
         let caps = self.me.as_ref().map(|m| &m.server);
         let (otr_available, reason) = match caps {
             Some(c) => (c.otr_relay, c.reason.clone().unwrap_or_default()),
-            None => (false, format!("not connected to the server ({})", self.connection.1)),
+            None => (
+                false,
+                format!("not connected to the server ({})", self.connection.1),
+            ),
         };
         let native_transports = self.native_transports();
         StatusInfo {
             server_url: self.cfg.config.server.url.clone(),
             account: self.cfg.config.account.username.clone(),
-            account_user_id: self.me.as_ref().map(|m| m.user_id.clone()).unwrap_or_default(),
+            account_user_id: self
+                .me
+                .as_ref()
+                .map(|m| m.user_id.clone())
+                .unwrap_or_default(),
             connection: self.connection.0,
             connection_detail: self.connection.1.clone(),
             server_version: caps.map(|c| c.version.clone()).unwrap_or_default(),
@@ -235,8 +255,12 @@ impl Engine {
         let mut m = crate::secure::arena_status();
         if !m.locked {
             let policy = match self.cfg.config.security.memlock {
-                MemlockPolicy::Refuse => "new sessions are refused ([security] memlock = \"refuse\")",
-                MemlockPolicy::Warn => "sessions go on without locked memory ([security] memlock = \"warn\")",
+                MemlockPolicy::Refuse => {
+                    "new sessions are refused ([security] memlock = \"refuse\")"
+                }
+                MemlockPolicy::Warn => {
+                    "sessions go on without locked memory ([security] memlock = \"warn\")"
+                }
             };
             m.detail = format!("{}; {policy}", m.detail);
         }

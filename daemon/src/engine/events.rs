@@ -25,13 +25,23 @@ impl EventLog {
     /// An empty log keeping `scrollback_limit` messages per room.
     pub fn new(scrollback_limit: usize) -> Self {
         let (live, _) = broadcast::channel(FANOUT_CAPACITY);
-        Self { live, seq: 0, scrollback: HashMap::new(), scrollback_limit }
+        Self {
+            live,
+            seq: 0,
+            scrollback: HashMap::new(),
+            scrollback_limit,
+        }
     }
 
     /// Numbers `kind`, keeps it in scrollback if it is part of a conversation, and fans it out.
     pub fn emit(&mut self, kind: EventKind) -> u64 {
         self.seq += 1;
-        let event = Event { seq: self.seq, ts_ms: now_ms(), replay: false, kind };
+        let event = Event {
+            seq: self.seq,
+            ts_ms: now_ms(),
+            replay: false,
+            kind,
+        };
         if let Some(room) = scrollback_room(&event.kind) {
             let log = self.scrollback.entry(room.to_owned()).or_default();
             log.push_back(event.clone());

@@ -22,14 +22,20 @@ pub(super) struct Identity {
 impl Identity {
     /// Loads (or creates) the identity key and trust store in `state_dir`. Without a directory,
     /// or when it cannot be used, the daemon runs legacy-only and says why.
-    pub fn load(state_dir: Option<&Path>, rng: &mut (impl rand::RngCore + rand::CryptoRng)) -> Self {
+    pub fn load(
+        state_dir: Option<&Path>,
+        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+    ) -> Self {
         let Some(dir) = state_dir else {
             return Self::legacy_only("no state directory for an identity key".into());
         };
         let opened = IdentityStore::open(dir).and_then(|id| Ok((id, TrustStore::open(dir)?)));
         match opened {
             Ok((id, trust)) => Self {
-                native: Some(NativeSetup { identity: id.identity().clone(), tag: InstanceTag::random(rng) }),
+                native: Some(NativeSetup {
+                    identity: id.identity().clone(),
+                    tag: InstanceTag::random(rng),
+                }),
                 trust: Some(trust),
                 why_not: String::new(),
             },
@@ -41,7 +47,11 @@ impl Identity {
     }
 
     fn legacy_only(why_not: String) -> Self {
-        Self { native: None, trust: None, why_not }
+        Self {
+            native: None,
+            trust: None,
+            why_not,
+        }
     }
 }
 
@@ -57,7 +67,11 @@ impl Engine {
 
     /// This run's instance tag, hex (empty without native).
     pub(super) fn instance_tag(&self) -> String {
-        self.identity.native.as_ref().map(|n| n.tag.to_hex()).unwrap_or_default()
+        self.identity
+            .native
+            .as_ref()
+            .map(|n| n.tag.to_hex())
+            .unwrap_or_default()
     }
 
     /// The trust level to show for a room's native session, from the trust store.
@@ -70,10 +84,16 @@ impl Engine {
 
     /// A native session just got established: remember the peer on first use, or raise the alarm.
     pub(super) fn observe_identity(&mut self, room_id: &str) {
-        let Some(session) = self.sessions.get(room_id) else { return };
-        let Some((fp, _)) = session.native_peer() else { return };
+        let Some(session) = self.sessions.get(room_id) else {
+            return;
+        };
+        let Some((fp, _)) = session.native_peer() else {
+            return;
+        };
         let peer = session.context().peer_username.clone();
-        let Some(trust) = self.identity.trust.as_mut() else { return };
+        let Some(trust) = self.identity.trust.as_mut() else {
+            return;
+        };
         match trust.observe(&peer, &fp) {
             Ok(TrustDecision::Changed { previous }) => {
                 tracing::warn!(peer = %peer, "peer identity changed");
@@ -104,16 +124,24 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn fingerprint(&self, peer: Option<&PeerRef>) -> Result<FingerprintInfo, EngineError> {
+    pub(super) fn fingerprint(
+        &self,
+        peer: Option<&PeerRef>,
+    ) -> Result<FingerprintInfo, EngineError> {
         let own = self.own_fingerprint()?;
         let Some(peer) = peer else {
-            return Ok(FingerprintInfo { own_fingerprint: own, ..FingerprintInfo::default() });
+            return Ok(FingerprintInfo {
+                own_fingerprint: own,
+                ..FingerprintInfo::default()
+            });
         };
         let room_id = self.room_id_of(peer);
         let username = match (peer, room_id.as_deref().and_then(|r| self.rooms.get(r))) {
             (_, Some(room)) => room.peer_username.clone(),
             (PeerRef::Username(u), None) => u.clone(),
-            (PeerRef::RoomId(r), None) => return Err(EngineError::NotFound(format!("no room {r}"))),
+            (PeerRef::RoomId(r), None) => {
+                return Err(EngineError::NotFound(format!("no room {r}")))
+            }
         };
         let live = room_id
             .as_deref()
@@ -122,16 +150,32 @@ impl Engine {
         let record = self.identity.trust.as_ref().and_then(|t| t.get(&username));
         let (peer_fp, trust, previous) = match (&live, record) {
             (Some((fp, _)), _) => {
-                let trust = self.identity.trust.as_ref().map_or(Trust::Unknown, |t| t.trust_of(&username, fp));
+                let trust = self
+                    .identity
+                    .trust
+                    .as_ref()
+                    .map_or(Trust::Unknown, |t| t.trust_of(&username, fp));
                 let previous = match (trust, record) {
-                    (Trust::Changed, Some(r)) => Fingerprint::from_hex(&r.fingerprint).map(|f| f.to_string()).unwrap_or_default(),
+                    (Trust::Changed, Some(r)) => Fingerprint::from_hex(&r.fingerprint)
+                        .map(|f| f.to_string())
+                        .unwrap_or_default(),
                     _ => String::new(),
                 };
                 (fp.to_string(), trust, previous)
             }
             (None, Some(r)) => {
-                let fp = Fingerprint::from_hex(&r.fingerprint).map(|f| f.to_string()).unwrap_or_default();
-                (fp, if r.verified { Trust::Verified } else { Trust::Unverified }, String::new())
+                let fp = Fingerprint::from_hex(&r.fingerprint)
+                    .map(|f| f.to_string())
+                    .unwrap_or_default();
+                (
+                    fp,
+                    if r.verified {
+                        Trust::Verified
+                    } else {
+                        Trust::Unverified
+                    },
+                    String::new(),
+                )
             }
             (None, None) => (String::new(), Trust::Unknown, String::new()),
         };
@@ -145,16 +189,25 @@ impl Engine {
         })
     }
 
-    pub(super) fn trust_peer(&mut self, peer: &PeerRef, fingerprint: &str) -> Result<FingerprintInfo, EngineError> {
+    pub(super) fn trust_peer(
+        &mut self,
+        peer: &PeerRef,
+        fingerprint: &str,
+    ) -> Result<FingerprintInfo, EngineError> {
         let info = self.fingerprint(Some(peer))?;
         if info.peer_fingerprint.is_empty() {
             return Err(EngineError::FailedPrecondition(format!(
                 "no identity seen for {peer} yet; start a native session first"
             )));
         }
-        let wanted = if fingerprint.trim().is_empty() { info.peer_fingerprint.as_str() } else { fingerprint };
-        let fp = parse_fingerprint(wanted)
-            .ok_or_else(|| EngineError::InvalidArgument(format!("`{wanted}` is not a fingerprint")))?;
+        let wanted = if fingerprint.trim().is_empty() {
+            info.peer_fingerprint.as_str()
+        } else {
+            fingerprint
+        };
+        let fp = parse_fingerprint(wanted).ok_or_else(|| {
+            EngineError::InvalidArgument(format!("`{wanted}` is not a fingerprint"))
+        })?;
         if fp.to_string() != info.peer_fingerprint {
             return Err(EngineError::FailedPrecondition(format!(
                 "that fingerprint is not {peer}'s current one ({}); nothing was trusted",

@@ -19,9 +19,11 @@ impl Engine {
                 }
             }
             ClientEvent::LoggedIn(info) => self.on_logged_in(info),
-            ClientEvent::Stream { collection, event_name, args } => {
-                self.on_stream(&collection, &event_name, args)
-            }
+            ClientEvent::Stream {
+                collection,
+                event_name,
+                args,
+            } => self.on_stream(&collection, &event_name, args),
             ClientEvent::SubscriptionLost { name, error, .. } => {
                 tracing::warn!(subscription = %name, %error, "subscription lost");
                 self.emit(EventKind::Error {
@@ -43,23 +45,46 @@ impl Engine {
         self.me = Some(info);
         if self.connection.0 != ConnectionState::Connected {
             self.connection = (ConnectionState::Connected, String::new());
-            self.emit(EventKind::Connection { state: ConnectionState::Connected, detail: String::new() });
+            self.emit(EventKind::Connection {
+                state: ConnectionState::Connected,
+                detail: String::new(),
+            });
         }
         if first {
             // Subscriptions are remembered by the client and re-issued after every reconnect.
-            let Some(client) = self.client.clone() else { return };
+            let Some(client) = self.client.clone() else {
+                return;
+            };
             let tx = self.internal_tx.clone();
             tokio::spawn(async move {
                 if relay {
-                    if let Err(e) = client.subscribe("stream-notify-user", vec![json!(format!("{uid}/otr")), stream_opts()]).await {
+                    if let Err(e) = client
+                        .subscribe(
+                            "stream-notify-user",
+                            vec![json!(format!("{uid}/otr")), stream_opts()],
+                        )
+                        .await
+                    {
                         tracing::warn!(error = %e, "cannot follow OTR signalling");
                     }
-                } else if let Err(e) = client.subscribe("stream-notify-user", realtime::path_b::subscribe_params(&uid)).await {
+                } else if let Err(e) = client
+                    .subscribe(
+                        "stream-notify-user",
+                        realtime::path_b::subscribe_params(&uid),
+                    )
+                    .await
+                {
                     // Path B's inbound side (no 7.x relay: otrd ↔ otrd over paths A and B).
                     tracing::warn!(error = %e, "cannot follow path B");
                 }
                 for event in ["subscriptions-changed", "rooms-changed"] {
-                    if let Err(e) = client.subscribe("stream-notify-user", vec![json!(format!("{uid}/{event}")), stream_opts()]).await {
+                    if let Err(e) = client
+                        .subscribe(
+                            "stream-notify-user",
+                            vec![json!(format!("{uid}/{event}")), stream_opts()],
+                        )
+                        .await
+                    {
                         tracing::debug!(error = %e, event, "cannot follow room changes");
                     }
                 }
@@ -76,7 +101,9 @@ impl Engine {
     }
 
     fn reload_rooms(&self) {
-        let Some(client) = self.client.clone() else { return };
+        let Some(client) = self.client.clone() else {
+            return;
+        };
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             let rooms = client.list_direct_rooms().await.map_err(|e| e.to_string());
@@ -88,20 +115,30 @@ impl Engine {
         if self.on_realtime_event(collection, event_name, &args) {
             return;
         }
-        let Some(my_uid) = self.me.as_ref().map(|m| m.user_id.clone()) else { return };
+        let Some(my_uid) = self.me.as_ref().map(|m| m.user_id.clone()) else {
+            return;
+        };
         match collection {
             "stream-notify-user" if event_name == format!("{my_uid}/otr") => self.on_signal(args),
-            "stream-notify-user" if event_name.ends_with("/subscriptions-changed") || event_name.ends_with("/rooms-changed") => {
+            "stream-notify-user"
+                if event_name.ends_with("/subscriptions-changed")
+                    || event_name.ends_with("/rooms-changed") =>
+            {
                 self.reload_rooms()
             }
             "stream-room-messages" => {
-                let Some(message) = args.into_iter().next() else { return };
+                let Some(message) = args.into_iter().next() else {
+                    return;
+                };
                 if message.get("t").and_then(Value::as_str) != Some("otr") {
                     return;
                 }
                 // The room is the stream's event name; the message's own `rid` must agree.
                 if message.get("rid").and_then(Value::as_str) != Some(event_name) {
-                    tracing::debug!(room = event_name, "room message with a mismatched rid ignored");
+                    tracing::debug!(
+                        room = event_name,
+                        "room message with a mismatched rid ignored"
+                    );
                     return;
                 }
                 if self.sessions.contains_key(event_name) {
@@ -119,9 +156,19 @@ impl Engine {
 
     fn on_signal(&mut self, args: Vec<Value>) {
         let mut it = args.into_iter();
-        let (Some(kind), Some(payload)) = (it.next(), it.next()) else { return };
-        let Some(kind) = kind.as_str().and_then(SignalKind::from_wire) else { return };
-        let Some(room_id) = payload.get("roomId").and_then(Value::as_str).map(str::to_owned) else { return };
+        let (Some(kind), Some(payload)) = (it.next(), it.next()) else {
+            return;
+        };
+        let Some(kind) = kind.as_str().and_then(SignalKind::from_wire) else {
+            return;
+        };
+        let Some(room_id) = payload
+            .get("roomId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return;
+        };
         if self.rooms.get(&room_id).is_none() {
             // Not a 1:1 DM of ours (or one we have not loaded yet): refresh and drop it. A real
             // peer's invitation is repeated by its user; a forged one has nowhere to go.
@@ -136,17 +183,30 @@ impl Engine {
     }
 
     fn on_presence(&mut self, uid: &str, presence: Presence) {
-        let Some(room_id) = self.rooms.set_presence(uid, presence) else { return };
+        let Some(room_id) = self.rooms.set_presence(uid, presence) else {
+            return;
+        };
         if self.sessions.contains_key(&room_id) {
-            self.drive(&room_id, Input::PeerPresence { online: presence != Presence::Offline });
+            self.drive(
+                &room_id,
+                Input::PeerPresence {
+                    online: presence != Presence::Offline,
+                },
+            );
         }
     }
 
     pub(super) fn on_internal(&mut self, msg: Internal) {
         match msg {
             Internal::RoomsLoaded(Ok(list)) => self.on_rooms(list),
-            Internal::RoomsLoaded(Err(e)) => tracing::warn!(error = %e, "cannot list direct-message rooms"),
-            Internal::Resolved { result, scheme, reply } => {
+            Internal::RoomsLoaded(Err(e)) => {
+                tracing::warn!(error = %e, "cannot list direct-message rooms")
+            }
+            Internal::Resolved {
+                result,
+                scheme,
+                reply,
+            } => {
                 let answer = match result {
                     Ok(room) => {
                         self.on_rooms(vec![room.clone()]);
@@ -156,10 +216,14 @@ impl Engine {
                         } else if self.rooms.get(&room.room_id).is_some() {
                             self.start_in_room(&room.room_id, scheme)
                         } else {
-                            Err(EngineError::NotFound("that is not a 1:1 direct message".into()))
+                            Err(EngineError::NotFound(
+                                "that is not a 1:1 direct message".into(),
+                            ))
                         }
                     }
-                    Err(e) => Err(EngineError::NotFound(format!("cannot open a direct message: {e}"))),
+                    Err(e) => Err(EngineError::NotFound(format!(
+                        "cannot open a direct message: {e}"
+                    ))),
                 };
                 let _ = reply.send(answer);
             }
@@ -176,7 +240,10 @@ impl Engine {
         let Some(me) = self.me.clone() else { return };
         let mut new_rooms = Vec::new();
         for r in &list {
-            if self.rooms.upsert(&me.user_id, &r.room_id, &r.uids, &r.usernames, &me.username).is_some()
+            if self
+                .rooms
+                .upsert(&me.user_id, &r.room_id, &r.uids, &r.usernames, &me.username)
+                .is_some()
                 && self.subscribed_rooms.insert(r.room_id.clone())
             {
                 new_rooms.push(r.room_id.clone());
@@ -188,17 +255,28 @@ impl Engine {
             .into_iter()
             .filter(|u| self.followed_presence.insert(u.clone()))
             .collect();
-        let Some(client) = self.client.clone() else { return };
+        let Some(client) = self.client.clone() else {
+            return;
+        };
         let tx = self.internal_tx.clone();
         let path_a = self.realtime_mode();
         tokio::spawn(async move {
             for rid in new_rooms {
-                if let Err(e) = client.subscribe("stream-room-messages", vec![json!(rid), stream_opts()]).await {
+                if let Err(e) = client
+                    .subscribe("stream-room-messages", vec![json!(rid), stream_opts()])
+                    .await
+                {
                     tracing::warn!(room = %rid, error = %e, "cannot follow room messages");
                 }
                 // Path A's inbound side, per DM (no 7.x relay).
                 if path_a {
-                    if let Err(e) = client.subscribe("stream-notify-room", realtime::path_a::subscribe_params(&rid)).await {
+                    if let Err(e) = client
+                        .subscribe(
+                            "stream-notify-room",
+                            realtime::path_a::subscribe_params(&rid),
+                        )
+                        .await
+                    {
                         tracing::warn!(room = %rid, error = %e, "cannot follow path A");
                     }
                 }
@@ -217,11 +295,24 @@ impl Engine {
 
     pub(super) fn on_report(&mut self, report: Report) {
         match report {
-            Report::MessageOutcome { room_id, id, ok, detail } => {
+            Report::MessageOutcome {
+                room_id,
+                id,
+                ok,
+                detail,
+            } => {
                 self.drive(&room_id, Input::SendResult { id, ok, detail });
             }
-            Report::FrameFailed { room_id, what, detail } => {
-                let peer = self.rooms.get(&room_id).map(|r| r.peer_username.clone()).unwrap_or_default();
+            Report::FrameFailed {
+                room_id,
+                what,
+                detail,
+            } => {
+                let peer = self
+                    .rooms
+                    .get(&room_id)
+                    .map(|r| r.peer_username.clone())
+                    .unwrap_or_default();
                 self.emit(EventKind::Error {
                     peer,
                     room_id,
@@ -248,7 +339,9 @@ impl Engine {
 
     /// Feeds a network or timer input to a room's session and performs its outputs.
     pub(super) fn drive(&mut self, room_id: &str, input: Input) {
-        let Some(session) = self.sessions.get_mut(room_id) else { return };
+        let Some(session) = self.sessions.get_mut(room_id) else {
+            return;
+        };
         match session.handle(input, now_ms(), &mut self.rng) {
             Ok(outputs) => self.perform(room_id, outputs),
             Err(e) => tracing::debug!(room = %room_id, error = %e, "input refused"),
@@ -259,13 +352,29 @@ impl Engine {
     pub(super) fn perform(&mut self, room_id: &str, outputs: Vec<Output>) {
         for output in outputs {
             let frame = match output {
-                Output::Event(EventKind::State { peer, room_id: rid, state, mode, transport, detail, .. }) => {
+                Output::Event(EventKind::State {
+                    peer,
+                    room_id: rid,
+                    state,
+                    mode,
+                    transport,
+                    detail,
+                    ..
+                }) => {
                     if state == SessionState::Established && mode == Some(Mode::Native) {
                         self.observe_identity(room_id);
                     }
                     let trust = self.trust_for(room_id).unwrap_or(Trust::Unverified);
                     let transport = self.transport_of(room_id, transport);
-                    self.emit(EventKind::State { peer, room_id: rid, state, mode, transport, trust, detail });
+                    self.emit(EventKind::State {
+                        peer,
+                        room_id: rid,
+                        state,
+                        mode,
+                        transport,
+                        trust,
+                        detail,
+                    });
                     continue;
                 }
                 Output::Event(kind) => {
@@ -294,7 +403,9 @@ impl Engine {
 
     /// Announces a session's current state again (after a trust decision).
     pub(super) fn emit_session_state(&mut self, room_id: &str, detail: &str) {
-        let Some(info) = self.session_info(room_id) else { return };
+        let Some(info) = self.session_info(room_id) else {
+            return;
+        };
         self.emit(EventKind::State {
             peer: info.peer,
             room_id: info.room_id,
@@ -315,8 +426,14 @@ impl Engine {
         if !self.outboxes.contains_key(room_id) {
             let client = self.client.clone()?;
             let room = self.rooms.get(room_id)?;
-            let addr = RoomAddr { room_id: room.room_id.clone(), peer_uid: room.peer_uid.clone() };
-            self.outboxes.insert(room_id.to_owned(), Outbox::spawn(client, addr, self.reports_tx.clone()));
+            let addr = RoomAddr {
+                room_id: room.room_id.clone(),
+                peer_uid: room.peer_uid.clone(),
+            };
+            self.outboxes.insert(
+                room_id.to_owned(),
+                Outbox::spawn(client, addr, self.reports_tx.clone()),
+            );
         }
         self.outboxes.get(room_id)
     }
@@ -326,4 +443,3 @@ impl Engine {
 fn stream_opts() -> Value {
     json!({"useCollection": false, "args": []})
 }
-

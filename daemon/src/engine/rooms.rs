@@ -51,12 +51,22 @@ impl RoomRegistry {
         if peer_username.is_empty() {
             return None;
         }
-        let presence = self.by_id.get(room_id).map(|r| r.presence).unwrap_or_default();
-        self.by_username.insert(peer_username.clone(), room_id.to_owned());
+        let presence = self
+            .by_id
+            .get(room_id)
+            .map(|r| r.presence)
+            .unwrap_or_default();
+        self.by_username
+            .insert(peer_username.clone(), room_id.to_owned());
         self.by_uid.insert(peer_uid.clone(), room_id.to_owned());
         self.by_id.insert(
             room_id.to_owned(),
-            Room { room_id: room_id.to_owned(), peer_uid, peer_username, presence },
+            Room {
+                room_id: room_id.to_owned(),
+                peer_uid,
+                peer_username,
+                presence,
+            },
         );
         self.by_id.get(room_id)
     }
@@ -68,7 +78,9 @@ impl RoomRegistry {
 
     /// The DM with this peer username.
     pub fn by_username(&self, username: &str) -> Option<&Room> {
-        self.by_username.get(username).and_then(|id| self.by_id.get(id))
+        self.by_username
+            .get(username)
+            .and_then(|id| self.by_id.get(id))
     }
 
     /// The DM with this peer uid.
@@ -110,15 +122,37 @@ mod tests {
     #[test]
     fn keeps_only_one_to_one_dms_and_indexes_them() {
         let mut reg = RoomRegistry::default();
-        assert!(reg.upsert("me", "r1", &s(&["me", "bob"]), &s(&["alice", "bobby"]), "alice").is_some());
-        assert!(reg.upsert("me", "self", &s(&["me"]), &s(&["alice"]), "alice").is_none());
         assert!(reg
-            .upsert("me", "group", &s(&["me", "b", "c"]), &s(&["alice", "b", "c"]), "alice")
+            .upsert(
+                "me",
+                "r1",
+                &s(&["me", "bob"]),
+                &s(&["alice", "bobby"]),
+                "alice"
+            )
+            .is_some());
+        assert!(reg
+            .upsert("me", "self", &s(&["me"]), &s(&["alice"]), "alice")
+            .is_none());
+        assert!(reg
+            .upsert(
+                "me",
+                "group",
+                &s(&["me", "b", "c"]),
+                &s(&["alice", "b", "c"]),
+                "alice"
+            )
             .is_none());
         let room = reg.by_username("bobby").expect("indexed");
         assert_eq!(room.peer_uid, "bob");
-        assert_eq!(reg.by_peer_uid("bob").map(|r| r.room_id.as_str()), Some("r1"));
-        assert_eq!(reg.set_presence("bob", Presence::Online).as_deref(), Some("r1"));
+        assert_eq!(
+            reg.by_peer_uid("bob").map(|r| r.room_id.as_str()),
+            Some("r1")
+        );
+        assert_eq!(
+            reg.set_presence("bob", Presence::Online).as_deref(),
+            Some("r1")
+        );
         assert_eq!(reg.get("r1").map(|r| r.presence), Some(Presence::Online));
         assert!(reg.set_presence("stranger", Presence::Online).is_none());
     }

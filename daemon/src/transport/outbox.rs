@@ -46,7 +46,10 @@ impl Outbox {
     }
 
     /// Starts the room's task on a realtime path (A or B): frames that queue up share a call.
-    pub fn spawn_realtime(route: super::realtime::sender::Route, reports: mpsc::UnboundedSender<Report>) -> Self {
+    pub fn spawn_realtime(
+        route: super::realtime::sender::Route,
+        reports: mpsc::UnboundedSender<Report>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(super::realtime::sender::run(route, rx, reports));
         Self { tx }

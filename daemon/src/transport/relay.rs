@@ -22,26 +22,36 @@ pub async fn send(client: &Client, room: &RoomAddr, frame: &Frame) -> Result<(),
         Frame::Signal { kind, payload } => {
             let event = format!("{}/otr", room.peer_uid);
             client
-                .call("stream-notify-user", vec![json!(event), json!(kind.as_str()), payload.clone()])
+                .call(
+                    "stream-notify-user",
+                    vec![json!(event), json!(kind.as_str()), payload.clone()],
+                )
                 .await?;
             Ok(())
         }
         Frame::Message { id, msg } => {
             let message = json!({"_id": id, "rid": room.room_id, "msg": msg, "t": "otr"});
             match client.call("sendMessage", vec![message]).await? {
-                Some(Value::Object(m)) if m.get("_id").and_then(Value::as_str) == Some(id) => Ok(()),
+                Some(Value::Object(m)) if m.get("_id").and_then(Value::as_str) == Some(id) => {
+                    Ok(())
+                }
                 _ => Err(RelayError::Refused),
             }
         }
         Frame::Ack { message, ack } => send_ack(client, message, ack).await,
         Frame::System { kind } => {
             client
-                .rest_post("/api/v1/chat.otr", json!({"roomId": room.room_id, "type": kind}))
+                .rest_post(
+                    "/api/v1/chat.otr",
+                    json!({"roomId": room.room_id, "type": kind}),
+                )
                 .await?;
             Ok(())
         }
         Frame::DeleteOld => {
-            client.call("deleteOldOTRMessages", vec![json!(room.room_id)]).await?;
+            client
+                .call("deleteOldOTRMessages", vec![json!(room.room_id)])
+                .await?;
             Ok(())
         }
     }
@@ -51,13 +61,19 @@ pub async fn send(client: &Client, room: &RoomAddr, frame: &Frame) -> Result<(),
 /// failure (`Match failed`, 7.x), once more with exactly the fields the check demands.
 async fn send_ack(client: &Client, message: &Value, ack: &str) -> Result<(), RelayError> {
     let first = client
-        .call("updateOTRAck", vec![json!({"message": message, "ack": ack})])
+        .call(
+            "updateOTRAck",
+            vec![json!({"message": message, "ack": ack})],
+        )
         .await;
     match first {
         Err(RcError::Method { error, .. }) if error.code() == "400" => {
             let minimal = minimal_ack_message(message);
             client
-                .call("updateOTRAck", vec![json!({"message": minimal, "ack": ack})])
+                .call(
+                    "updateOTRAck",
+                    vec![json!({"message": minimal, "ack": ack})],
+                )
                 .await?;
             Ok(())
         }

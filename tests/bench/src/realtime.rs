@@ -9,7 +9,8 @@ use crate::report::{Figure, Target};
 use anyhow::{bail, Context, Result};
 use otrd::config::{AccountConfig, Config, ServerConfig};
 use otrd::engine::{
-    self, Direction, EngineConfig, EngineHandle, Event, EventKind, PeerRef, SchemePreference, SessionState,
+    self, Direction, EngineConfig, EngineHandle, Event, EventKind, PeerRef, SchemePreference,
+    SessionState,
 };
 use otrd::rocketchat::Credentials;
 use otrd::secure::SecretString;
@@ -62,14 +63,22 @@ struct Pair {
 
 fn account(url: &str, user: &str, password: &str, dir: &std::path::Path) -> EngineConfig {
     let mut config = Config {
-        server: ServerConfig { url: url.to_owned() },
-        account: AccountConfig { username: user.to_owned(), ..AccountConfig::default() },
+        server: ServerConfig {
+            url: url.to_owned(),
+        },
+        account: AccountConfig {
+            username: user.to_owned(),
+            ..AccountConfig::default()
+        },
         ..Config::default()
     };
     config.policy.auto_accept = user == "echo";
     EngineConfig {
         config,
-        credentials: Some(Credentials::Password { username: user.into(), password: SecretString::from(password) }),
+        credentials: Some(Credentials::Password {
+            username: user.into(),
+            password: SecretString::from(password),
+        }),
         state_dir: Some(dir.join(user)),
     }
 }
@@ -88,10 +97,15 @@ async fn ready(h: &EngineHandle) -> Result<()> {
     }
 }
 
-async fn next(rx: &mut broadcast::Receiver<Event>, mut pred: impl FnMut(&EventKind) -> bool) -> Result<EventKind> {
+async fn next(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&EventKind) -> bool,
+) -> Result<EventKind> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let e = tokio::time::timeout_at(deadline, rx.recv()).await.context("no event in time")??;
+        let e = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .context("no event in time")??;
         if pred(&e.kind) {
             return Ok(e.kind);
         }
@@ -108,26 +122,63 @@ async fn pair(cfg: rcsim::SimConfig) -> Result<Pair> {
     ready(&echo).await?;
     let (_, mut me_ev) = me.watch(false).await?;
     let (_, echo_ev) = echo.watch(false).await?;
-    me.start(PeerRef::Username("echo".into()), SchemePreference::Auto).await?;
-    next(&mut me_ev, |k| matches!(k, EventKind::State { state: SessionState::Established, .. })).await?;
-    Ok(Pair { _sim: sim, me, me_ev, echo_ev, _echo: echo, _dir: dir })
+    me.start(PeerRef::Username("echo".into()), SchemePreference::Auto)
+        .await?;
+    next(&mut me_ev, |k| {
+        matches!(
+            k,
+            EventKind::State {
+                state: SessionState::Established,
+                ..
+            }
+        )
+    })
+    .await?;
+    Ok(Pair {
+        _sim: sim,
+        me,
+        me_ev,
+        echo_ev,
+        _echo: echo,
+        _dir: dir,
+    })
 }
 
 async fn burst(n: usize) -> Result<Duration> {
     let mut p = pair(v8(true)).await?;
-    let texts: Vec<String> = (0..n).map(|i| format!("{i:03} {}", "x".repeat(252))).collect();
+    let texts: Vec<String> = (0..n)
+        .map(|i| format!("{i:03} {}", "x".repeat(252)))
+        .collect();
     let started = Instant::now();
     for t in &texts {
-        p.me.send(PeerRef::Username("echo".into()), SecretString::from(t.as_str())).await?;
+        p.me.send(
+            PeerRef::Username("echo".into()),
+            SecretString::from(t.as_str()),
+        )
+        .await?;
     }
     for want in &texts {
-        match next(&mut p.echo_ev, |k| matches!(k, EventKind::Message { direction: Direction::In, .. } | EventKind::Error { .. })).await? {
+        match next(&mut p.echo_ev, |k| {
+            matches!(
+                k,
+                EventKind::Message {
+                    direction: Direction::In,
+                    ..
+                } | EventKind::Error { .. }
+            )
+        })
+        .await?
+        {
             EventKind::Message { text, .. } if text.expose() == want => {}
             other => bail!("burst: expected {:?}…, got {other:?}", &want[..3]),
         }
     }
     for _ in 0..n {
-        if let EventKind::Error { code, .. } = next(&mut p.me_ev, |k| matches!(k, EventKind::Delivered { .. } | EventKind::Error { .. })).await? {
+        if let EventKind::Error { code, .. } = next(&mut p.me_ev, |k| {
+            matches!(k, EventKind::Delivered { .. } | EventKind::Error { .. })
+        })
+        .await?
+        {
             bail!("burst: the sender saw an error: {code}");
         }
     }
@@ -140,10 +191,26 @@ async fn p50_latency(cfg: rcsim::SimConfig, rounds: usize) -> Result<Duration> {
     for i in 0..rounds {
         let text = format!("{i:03} {}", "y".repeat(252));
         let t = Instant::now();
-        p.me.send(PeerRef::Username("echo".into()), SecretString::from(text.as_str())).await?;
-        next(&mut p.echo_ev, |k| matches!(k, EventKind::Message { direction: Direction::In, .. })).await?;
+        p.me.send(
+            PeerRef::Username("echo".into()),
+            SecretString::from(text.as_str()),
+        )
+        .await?;
+        next(&mut p.echo_ev, |k| {
+            matches!(
+                k,
+                EventKind::Message {
+                    direction: Direction::In,
+                    ..
+                }
+            )
+        })
+        .await?;
         samples.push(t.elapsed());
     }
     samples.sort();
-    samples.get(samples.len() / 2).copied().context("no samples")
+    samples
+        .get(samples.len() / 2)
+        .copied()
+        .context("no samples")
 }

@@ -112,7 +112,11 @@ async fn every_rpc_answers_with_a_code_a_client_can_act_on() {
         peer: bob(),
         fingerprint: String::new(),
     };
-    refused("TrustPeer", c.trust_peer(trust).await, &[Code::FailedPrecondition]);
+    refused(
+        "TrustPeer",
+        c.trust_peer(trust).await,
+        &[Code::FailedPrecondition],
+    );
     let watch = c
         .watch_events(pb::WatchEventsRequest {
             include_scrollback: true,

@@ -57,11 +57,16 @@ async fn socket_activation_and_ready_notification() -> anyhow::Result<()> {
         let mut client = loop {
             match connect(&socket).await {
                 Ok(c) => break c,
-                Err(e) if Instant::now() > deadline => anyhow::bail!("activated socket never answered: {e}"),
+                Err(e) if Instant::now() > deadline => {
+                    anyhow::bail!("activated socket never answered: {e}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         };
-        Ok(client.get_status(otrd_proto::v1::GetStatusRequest {}).await?.into_inner())
+        Ok(client
+            .get_status(otrd_proto::v1::GetStatusRequest {})
+            .await?
+            .into_inner())
     });
     let message = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         let mut buf = [0u8; 256];
@@ -69,15 +74,24 @@ async fn socket_activation_and_ready_notification() -> anyhow::Result<()> {
         Ok(String::from_utf8_lossy(&buf[..n]).to_string())
     })
     .await??;
-    assert!(message.lines().any(|l| l == "READY=1"), "notification was {message:?}");
+    assert!(
+        message.lines().any(|l| l == "READY=1"),
+        "notification was {message:?}"
+    );
     let status = status.await??;
     assert_eq!(status.api_version, otrd_proto::API_VERSION);
-    assert!(!unused.exists(), "otrd bound its own socket despite socket activation");
+    assert!(
+        !unused.exists(),
+        "otrd bound its own socket despite socket activation"
+    );
     Ok(())
 }
 
 fn which(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output()?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()?;
     anyhow::ensure!(out.status.success(), "{name} not found");
     Ok(String::from_utf8(out.stdout)?.trim().into())
 }
