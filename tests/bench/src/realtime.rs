@@ -24,11 +24,15 @@ const WAIT: Duration = Duration::from_secs(20);
 pub async fn run(quick: bool) -> Result<Vec<Figure>> {
     let burst_n = if quick { 10 } else { 100 };
     let rounds = if quick { 3 } else { 40 };
-    let burst = burst(burst_n).await?;
+    let burst = burst(burst_n).await.context("burst over path A")?;
     let mut v7 = rcsim::SimConfig::demo();
     v7.rate_limits.enabled = false;
-    let relay = p50_latency(v7, rounds).await?;
-    let path_a = p50_latency(v8(false), rounds).await?;
+    let relay = p50_latency(v7, rounds)
+        .await
+        .context("latency over the 7.x relay")?;
+    let path_a = p50_latency(v8(false), rounds)
+        .await
+        .context("latency over path A")?;
     Ok(vec![
         Figure::new(SECTION, "#11", format!("burst of {burst_n} × 256 B over path A, default rate limits, until all acknowledged"), ms(burst), "ms")
             .target(Target::AtMost(5000.0))
