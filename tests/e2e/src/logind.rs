@@ -1,8 +1,8 @@
 //! A fake logind (`org.freedesktop.login1`) on a private `dbus-daemon`, for tests of the daemon's
 //! lock-screen teardown: start the bus ([`start_bus`], `None` when `dbus-daemon` is not installed —
 //! Debian package `dbus`), serve the fake ([`serve_fake_logind`]) and emit its session's `Lock`
-//! ([`emit_lock`]). Run otrd with `DBUS_SYSTEM_BUS_ADDRESS` set to [`Bus::address`]. (The same
-//! fake as `daemon/tests/lockscreen_logind.rs`.)
+//! ([`emit_lock`]). Run otrd with `DBUS_SYSTEM_BUS_ADDRESS` set to [`Bus::address`]. The watcher's own
+//! test (`tests/lockscreen_logind.rs`) uses the same fake.
 #![allow(missing_docs)]
 
 use std::process::Stdio;
@@ -97,12 +97,13 @@ impl FakeManager {
     }
 
     #[zbus(signal)]
-    async fn prepare_for_sleep(emitter: &SignalEmitter<'_>, start: bool) -> zbus::Result<()>;
+    pub async fn prepare_for_sleep(emitter: &SignalEmitter<'_>, start: bool) -> zbus::Result<()>;
 }
 
 /// The fake `org.freedesktop.login1.Session` for session 1.
 pub struct FakeSession {
-    locked_hint: bool,
+    /// The `LockedHint` property; set it, then emit `locked_hint_changed`.
+    pub locked_hint: bool,
 }
 
 #[interface(name = "org.freedesktop.login1.Session")]
@@ -113,7 +114,7 @@ impl FakeSession {
     }
 
     #[zbus(signal)]
-    async fn lock(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+    pub async fn lock(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
 }
 
 /// Serves the fake logind on the bus under its real name.
