@@ -323,19 +323,7 @@ impl Session {
                 return;
             }
             Err(CompleteError::Native(e)) => {
-                out.push(self.alarm(
-                    "key_confirmation_failed",
-                    format!(
-                        "native handshake with {} failed ({e}): keys may have been tampered with",
-                        self.ctx.peer_username
-                    ),
-                ));
-                self.teardown(
-                    SessionState::Error,
-                    format!("key confirmation failed: {e}"),
-                    now,
-                    out,
-                );
+                self.fail_confirmation(&e, now, out);
                 return;
             }
             Err(CompleteError::Legacy(e)) => Err(e),
@@ -399,19 +387,7 @@ impl Session {
                 self.set_state(SessionState::Established, detail.into(), now, out);
             }
             Err(e) => {
-                out.push(self.alarm(
-                    "key_confirmation_failed",
-                    format!(
-                        "native handshake with {} failed ({e}): keys may have been tampered with",
-                        self.ctx.peer_username
-                    ),
-                ));
-                self.teardown(
-                    SessionState::Error,
-                    format!("key confirmation failed: {e}"),
-                    now,
-                    out,
-                );
+                self.fail_confirmation(&e, now, out);
             }
         }
     }
@@ -464,5 +440,25 @@ impl Session {
         self.first_otr = true;
         let detail = format!("{} went offline", self.ctx.peer_username);
         self.teardown(SessionState::Ended, detail, now, out);
+    }
+}
+
+impl Session {
+    /// Key confirmation failed: raise the alarm (keys may have been tampered with) and end in
+    /// Error with nothing established.
+    fn fail_confirmation(&mut self, e: &dyn std::fmt::Display, now: i64, out: &mut Vec<Output>) {
+        out.push(self.alarm(
+            "key_confirmation_failed",
+            format!(
+                "native handshake with {} failed ({e}): keys may have been tampered with",
+                self.ctx.peer_username
+            ),
+        ));
+        self.teardown(
+            SessionState::Error,
+            format!("key confirmation failed: {e}"),
+            now,
+            out,
+        );
     }
 }
