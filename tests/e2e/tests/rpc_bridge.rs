@@ -174,6 +174,28 @@ async fn wait_connected(bridge: &mut Bridge) {
     }
 }
 
+/// Polls ListSessions through the bridge until the session with echo is established.
+async fn wait_established_with_echo(bridge: &mut Bridge) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut id = 2000;
+    loop {
+        id += 1;
+        let sessions = bridge.call(id, "ListSessions", json!({})).await;
+        let established = sessions["sessions"].as_array().is_some_and(|all| {
+            all.iter()
+                .any(|s| s["peer"] == "echo" && s["state"] == "SESSION_STATE_ESTABLISHED")
+        });
+        if established {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never established: {sessions}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_rpc_through_a_real_daemon() {
     let daemon = demo_daemon().await;
@@ -341,10 +363,9 @@ async fn events_interleave_with_answers_and_a_new_watch_replays_scrollback() {
     // Not watching yet: answers only.
     b.call(1, "StartSession", echo()).await;
     b.call(2, "WatchEvents", json!({})).await;
-    b.event("established", |e| {
-        e["state"]["state"] == "SESSION_STATE_ESTABLISHED"
-    })
-    .await;
+    // The session may have been established before the watch attached (its event then went to
+    // nobody), so the condition is read from ListSessions, not from an event.
+    wait_established_with_echo(&mut b).await;
     b.call(
         3,
         "SendMessage",
