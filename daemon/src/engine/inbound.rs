@@ -2,7 +2,7 @@
 //! signalling, room messages, presence), results of spawned work, outbox reports, and the tick.
 //! Also where a session's outputs are performed.
 
-use super::core::{now_ms, Engine, Internal};
+use super::core::{Engine, Internal};
 use super::types::*;
 use crate::otr::session::{Input, Output, SignalKind};
 use crate::rocketchat::{self, parse_presence_event, ClientEvent, DirectRoom};
@@ -14,7 +14,7 @@ impl Engine {
         match ev {
             ClientEvent::Connection { state, detail } => {
                 if self.connection.0 != state || self.connection.1 != detail {
-                    self.connection = (state, detail.clone());
+                    self.set_connection(state, detail.clone());
                     self.emit(EventKind::Connection { state, detail });
                 }
             }
@@ -42,9 +42,9 @@ impl Engine {
         let uid = info.user_id.clone();
         let relay = info.server.otr_relay;
         tracing::info!(user = %info.username, server_version = %info.server.version, otr_relay = relay, "logged in");
-        self.me = Some(info);
+        self.set_me(info);
         if self.connection.0 != ConnectionState::Connected {
-            self.connection = (ConnectionState::Connected, String::new());
+            self.set_connection(ConnectionState::Connected, String::new());
             self.emit(EventKind::Connection {
                 state: ConnectionState::Connected,
                 detail: String::new(),
@@ -225,7 +225,7 @@ impl Engine {
                         "cannot open a direct message: {e}"
                     ))),
                 };
-                let _ = reply.send(answer);
+                self.reply(reply, answer);
             }
             Internal::Presence(map) => {
                 for (uid, p) in map {
@@ -339,12 +339,10 @@ impl Engine {
 
     /// Feeds a network or timer input to a room's session and performs its outputs.
     pub(super) fn drive(&mut self, room_id: &str, input: Input) {
-        let Some(session) = self.sessions.get_mut(room_id) else {
-            return;
-        };
-        match session.handle(input, now_ms(), &mut self.rng) {
-            Ok(outputs) => self.perform(room_id, outputs),
-            Err(e) => tracing::debug!(room = %room_id, error = %e, "input refused"),
+        match self.feed(room_id, input) {
+            Some(Ok(outputs)) => self.perform(room_id, outputs),
+            Some(Err(e)) => tracing::debug!(room = %room_id, error = %e, "input refused"),
+            None => {}
         }
     }
 

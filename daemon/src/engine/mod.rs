@@ -7,6 +7,7 @@
 //! - `events` — numbering, fan-out and scrollback.
 //! - `rooms` — our 1:1 DMs.
 //! - `identity` — our native identity, the trust store, fingerprint alarms.
+//! - `status` — the GetStatus snapshot the engine publishes for handles to read.
 
 mod commands;
 mod core;
@@ -16,6 +17,7 @@ mod identity;
 mod inbound;
 mod realtime;
 mod rooms;
+mod status;
 pub mod types;
 
 pub use self::core::{now_ms, spawn, EngineConfig};

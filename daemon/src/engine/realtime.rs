@@ -43,27 +43,30 @@ impl Engine {
                 .as_ref()
                 .and_then(|m| m.server.reason.clone())
                 .unwrap_or_else(|| "this server has no OTR relay".into());
-            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+            let err = EngineError::FailedPrecondition(format!(
                 "cannot start the legacy scheme with {peer}: {why}, and the stock scheme needs the \
                  Rocket.Chat ≤ 7.x OTR relay; start with the native scheme (nothing was sent)"
-            ))));
+            ));
+            self.reply(reply, Err(err));
             return;
         }
         if self.identity.native.is_none() {
-            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+            let err = EngineError::FailedPrecondition(format!(
                 "cannot start OTR with {peer}: this server only carries the native scheme and this \
                  daemon has no native identity (no state directory); nothing was sent"
-            ))));
+            ));
+            self.reply(reply, Err(err));
             return;
         }
         if let Err(e) = self.check_memory_policy() {
-            let _ = reply.send(Err(e));
+            self.reply(reply, Err(e));
             return;
         }
         if self.probes.contains_key(room_id) {
-            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+            let err = EngineError::FailedPrecondition(format!(
                 "already looking for a path to {peer}'s daemon"
-            ))));
+            ));
+            self.reply(reply, Err(err));
             return;
         }
         let nonce = probe::nonce(&mut self.rng);
@@ -109,11 +112,8 @@ impl Engine {
                         .map(|r| r.peer_username.clone())
                         .unwrap_or_default();
                     tracing::info!(room = %room_id, "no otrd answered on path A or B");
-                    let _ =
-                        p.reply
-                            .send(Err(EngineError::FailedPrecondition(probe::no_otrd_reason(
-                                &peer,
-                            ))));
+                    let err = EngineError::FailedPrecondition(probe::no_otrd_reason(&peer));
+                    self.reply(p.reply, Err(err));
                 }
             }
         }
@@ -208,9 +208,8 @@ impl Engine {
         tracing::info!(room = %room_id, transport = path.kind().as_str(), "path to the peer's otrd found");
         // Native only on these paths (the stock scheme has no peer here).
         let _ = p.scheme;
-        let _ = p
-            .reply
-            .send(self.start_in_room(room_id, SchemePreference::Native));
+        let answer = self.start_in_room(room_id, SchemePreference::Native);
+        self.reply(p.reply, answer);
     }
 
     /// Drops a room's outbox when its path changed, so the next frame goes the new way.
