@@ -3,6 +3,7 @@
 
 use super::core::{Engine, Internal};
 use super::handle::{Command, SentMessage};
+use super::held::AfterResolve;
 use super::types::*;
 use crate::config::DowngradePolicy;
 use crate::otr::session::{self, Input, RoomContext, Session, SessionPolicy};
@@ -52,10 +53,7 @@ impl Engine {
                 let ended = self.end_all();
                 self.reply(r, ended);
             }
-            Command::Send { peer, text, reply } => {
-                let answer = self.send(&peer, text);
-                self.reply(reply, answer);
-            }
+            Command::Send { peer, text, reply } => self.on_send(peer, text, reply),
             Command::Watch {
                 include_scrollback,
                 reply,
@@ -138,10 +136,10 @@ impl Engine {
         let realtime = !me.server.otr_relay;
         if let Some(room_id) = self.room_id_of(&peer) {
             if realtime {
-                self.start_probing(&room_id, scheme, reply);
+                self.start_probing(&room_id, scheme, Some(reply));
             } else {
                 let answer = self.start_in_room(&room_id, scheme);
-                self.reply(reply, answer);
+                self.start_answered(&room_id, Some(reply), answer);
             }
             return;
         }
@@ -160,9 +158,9 @@ impl Engine {
                 .await
                 .map_err(|e| e.to_string());
             let _ = tx.send(Internal::Resolved {
+                username,
                 result,
-                scheme,
-                reply,
+                then: AfterResolve::Start { scheme, reply },
             });
         });
     }
@@ -177,6 +175,10 @@ impl Engine {
     }
 
     fn end_all(&mut self) -> u32 {
+        // First, so that no held message is sent while sessions end, and no pending Start
+        // brings a session back after the lock.
+        self.fail_all_held("every session was ended (EndAllSessions or the screen lock)");
+        self.cancel_probes();
         let live: Vec<(String, SessionState)> = self
             .sessions
             .iter()
@@ -206,7 +208,8 @@ impl Engine {
         ended
     }
 
-    fn send(
+    /// SendMessage to a peer without `require_otr`: fails closed unless established.
+    pub(super) fn send(
         &mut self,
         peer: &PeerRef,
         text: crate::secure::SecretString,
@@ -216,6 +219,17 @@ impl Engine {
                 "no OTR session with {peer}; start one first (nothing was sent)"
             ))
         })?;
+        self.send_in_room(&room_id, peer, text)
+    }
+
+    /// Seals `text` in the room's session and queues it (fails closed unless established).
+    pub(super) fn send_in_room(
+        &mut self,
+        room_id: &str,
+        peer: &PeerRef,
+        text: crate::secure::SecretString,
+    ) -> Result<SentMessage, EngineError> {
+        let room_id = room_id.to_owned();
         self.check_not_held(&room_id, peer)?;
         let outputs = self.feed(&room_id, Input::Send { text }).ok_or_else(|| {
             EngineError::FailedPrecondition(format!(

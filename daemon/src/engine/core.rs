@@ -5,6 +5,7 @@
 
 use super::events::EventLog;
 use super::handle::{Command, EngineHandle};
+use super::held::{AfterResolve, HeldMessages};
 use super::identity::Identity;
 use super::rooms::RoomRegistry;
 use super::status::SessionTally;
@@ -17,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// How often session timers (invitation and handshake timeouts, resends, delivery bound) run.
 const TICK: Duration = Duration::from_millis(500);
@@ -101,6 +102,7 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         subscribed_rooms: HashSet::new(),
         realtime: crate::transport::realtime::Realtime::default(),
         pacer: crate::transport::realtime::Pacer::new(pacing),
+        held: HeldMessages::default(),
         probes: HashMap::new(),
         outbox_paths: HashMap::new(),
         followed_presence: HashSet::new(),
@@ -121,14 +123,15 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
 pub(super) enum Internal {
     /// The DM list arrived (at login, or after the server said rooms changed).
     RoomsLoaded(Result<Vec<DirectRoom>, String>),
-    /// A username was resolved to its DM (created if needed) for a pending Start.
+    /// A username was resolved to its DM (created if needed) for a pending Start or for
+    /// messages held for OTR.
     Resolved {
+        /// The username that was looked up.
+        username: String,
         /// The DM or why not.
         result: Result<DirectRoom, String>,
-        /// The Start waiting for it.
-        scheme: SchemePreference,
-        /// Its reply channel.
-        reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+        /// What was waiting for it.
+        then: AfterResolve,
     },
     /// Initial presence of peers (`users.presence`).
     Presence(HashMap<String, Presence>),
@@ -158,6 +161,8 @@ pub(super) struct Engine {
     pub(super) realtime: crate::transport::realtime::Realtime,
     /// Pacing of this connection's realtime calls.
     pub(super) pacer: crate::transport::realtime::Pacer,
+    /// Messages to `require_otr` contacts waiting for their session.
+    pub(super) held: HeldMessages,
     /// Starts waiting for the peer's daemon to answer a probe.
     pub(super) probes: HashMap<String, super::realtime::PendingStart>,
     /// The path each realtime outbox was built for.

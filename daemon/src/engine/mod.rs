@@ -6,6 +6,7 @@
 //! - `inbound` — the connection's events, I/O outcomes, timers; performing session outputs.
 //! - `events` — numbering, fan-out and scrollback.
 //! - `rooms` — our 1:1 DMs.
+//! - `held` — messages to `require_otr` contacts waiting for their session.
 //! - `identity` — our native identity, the trust store, fingerprint alarms.
 //! - `status` — the GetStatus snapshot the engine publishes for handles to read.
 
@@ -13,6 +14,7 @@ mod commands;
 mod core;
 mod events;
 mod handle;
+mod held;
 mod identity;
 mod inbound;
 mod realtime;
