@@ -2,76 +2,11 @@
 //! refresh and end OTR through the simulated server — and the server never sees a plaintext.
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
-use otrd::config::{AccountConfig, Config, ServerConfig};
-use otrd::engine::{
-    self, Direction, EngineConfig, EngineHandle, EventKind, PeerRef, SchemePreference, SessionState,
-};
-use otrd::rocketchat::Credentials;
+mod support;
+
+use otrd::engine::{self, Direction, EventKind, PeerRef, SchemePreference, SessionState};
 use otrd::secure::SecretString;
-use std::time::Duration;
-use tokio::sync::broadcast;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn account(
-    url: &str,
-    user: &str,
-    password: &str,
-    auto_accept: bool,
-    state: Option<&std::path::Path>,
-) -> EngineConfig {
-    let mut config = Config {
-        server: ServerConfig {
-            url: url.to_owned(),
-        },
-        account: AccountConfig {
-            username: user.to_owned(),
-            ..AccountConfig::default()
-        },
-        ..Config::default()
-    };
-    config.policy.auto_accept = auto_accept;
-    EngineConfig {
-        config,
-        credentials: Some(Credentials::Password {
-            username: user.into(),
-            password: SecretString::from(password),
-        }),
-        state_dir: state.map(|d| d.join(user)),
-    }
-}
-
-async fn wait_event(
-    rx: &mut broadcast::Receiver<engine::Event>,
-    mut pred: impl FnMut(&EventKind) -> bool,
-) -> EventKind {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(e)) if pred(&e.kind) => return e.kind,
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => panic!("event stream failed: {e}"),
-            Err(_) => panic!("no matching event within {WAIT:?}"),
-        }
-    }
-}
-
-async fn connected(h: &EngineHandle) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s = h.status().await.expect("status");
-        if s.connection == engine::ConnectionState::Connected
-            && !h.list_rooms().await.unwrap_or_default().is_empty()
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not connected: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use support::engine::{account, connected, wait_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintext() {

@@ -68,7 +68,8 @@ pub enum Command {
     },
     /// End every session at once (for lock-screen hooks).
     Lock,
-    /// Send TEXT to USER over the established session; `-` reads the text from stdin.
+    /// Send TEXT to USER over the established session; `-` reads the text from stdin. For a
+    /// `require_otr` contact without one, OTR is started and the command waits for it.
     Send {
         /// The peer.
         user: String,

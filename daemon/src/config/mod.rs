@@ -24,7 +24,7 @@ pub struct Config {
     /// `[account]`.
     #[serde(default)]
     pub account: AccountConfig,
-    /// `[policy]`: auto-accept, require-OTR, downgrades.
+    /// `[policy]`: auto-accept, downgrades, delivery timeout, scrollback.
     #[serde(default)]
     pub policy: PolicyConfig,
     /// `[security]`: memory locking and lock-screen teardown.
@@ -140,8 +140,13 @@ impl Default for PolicyConfig {
 pub struct ContactPolicy {
     /// Overrides `policy.auto_accept` for this contact.
     pub auto_accept: Option<bool>,
-    /// Never talk to this contact in plaintext: `otrctl send` refuses unless OTR is established
-    /// (it always does; this also makes the daemon refuse to end without the user asking).
+    /// Sending to this contact without an established session starts OTR (scheme auto, as
+    /// `otrctl start` does) and holds the message until the session is established, then sends
+    /// it encrypted and answers; if the session cannot be established (declined, timed out,
+    /// failed, no otrd on an 8.x server...) the send fails naming the contact and the outcome.
+    /// At most 64 messages wait per contact; `otrctl lock` fails them all. Without it, a send
+    /// fails at once unless a session is established. Either way nothing is ever sent in
+    /// plaintext.
     pub require_otr: Option<bool>,
 }
 
@@ -184,7 +189,7 @@ impl Config {
             .unwrap_or(self.policy.auto_accept)
     }
 
-    /// Require-OTR for `peer`.
+    /// Whether sends to `peer` start OTR and wait for it (see [`ContactPolicy::require_otr`]).
     pub fn require_otr(&self, peer: &str) -> bool {
         self.contacts
             .get(peer)

@@ -1,8 +1,9 @@
 //! Front-end commands: each is answered on its own reply channel, never by blocking the loop
 //! (resolving a username to its DM is handed to a task and finished in `on_internal`).
 
-use super::core::{now_ms, Engine, Internal};
+use super::core::{Engine, Internal};
 use super::handle::{Command, SentMessage};
+use super::held::AfterResolve;
 use super::types::*;
 use crate::config::DowngradePolicy;
 use crate::otr::session::{self, Input, RoomContext, Session, SessionPolicy};
@@ -12,16 +13,18 @@ type Reply = oneshot::Sender<Result<SessionInfo, EngineError>>;
 
 impl Engine {
     pub(super) fn on_command(&mut self, cmd: Command) {
-        // A dropped reply channel means the client went away; nothing to do about it.
         match cmd {
             Command::Status(r) => {
-                let _ = r.send(self.status());
+                let status = self.status();
+                self.reply(r, status);
             }
             Command::ListRooms(r) => {
-                let _ = r.send(self.list_rooms());
+                let rooms = self.list_rooms();
+                self.reply(r, rooms);
             }
             Command::ListSessions(r) => {
-                let _ = r.send(self.list_sessions());
+                let sessions = self.list_sessions();
+                self.reply(r, sessions);
             }
             Command::Start {
                 peer,
@@ -32,34 +35,39 @@ impl Engine {
                 let answer = self
                     .check_memory_policy()
                     .and_then(|()| self.user_input(&peer, Input::Accept));
-                let _ = r.send(answer);
+                self.reply(r, answer);
             }
             Command::Decline(peer, r) => {
-                let _ = r.send(self.user_input(&peer, Input::Decline));
+                let answer = self.user_input(&peer, Input::Decline);
+                self.reply(r, answer);
             }
             Command::Refresh(peer, r) => {
-                let _ = r.send(self.user_input(&peer, Input::Refresh));
+                let answer = self.user_input(&peer, Input::Refresh);
+                self.reply(r, answer);
             }
             Command::End(peer, r) => {
-                let _ = r.send(self.user_input(&peer, Input::End { notify_peer: true }));
+                let answer = self.user_input(&peer, Input::End { notify_peer: true });
+                self.reply(r, answer);
             }
             Command::EndAll(r) => {
-                let _ = r.send(self.end_all());
+                let ended = self.end_all();
+                self.reply(r, ended);
             }
-            Command::Send { peer, text, reply } => {
-                let _ = reply.send(self.send(&peer, text));
-            }
+            Command::Send { peer, text, reply } => self.on_send(peer, text, reply),
             Command::Watch {
                 include_scrollback,
                 reply,
             } => {
-                let _ = reply.send(self.log.attach(include_scrollback));
+                let attached = self.log.attach(include_scrollback);
+                self.reply(reply, attached);
             }
             Command::Fingerprint(peer, r) => {
-                let _ = r.send(self.fingerprint(peer.as_ref()));
+                let answer = self.fingerprint(peer.as_ref());
+                self.reply(r, answer);
             }
             Command::Trust(peer, fingerprint, r) => {
-                let _ = r.send(self.trust_peer(&peer, &fingerprint));
+                let answer = self.trust_peer(&peer, &fingerprint);
+                self.reply(r, answer);
             }
         }
     }
@@ -119,7 +127,7 @@ impl Engine {
         let me = match self.require_login() {
             Ok(me) => me,
             Err(e) => {
-                let _ = reply.send(Err(e));
+                self.reply(reply, Err(e));
                 return;
             }
         };
@@ -128,16 +136,16 @@ impl Engine {
         let realtime = !me.server.otr_relay;
         if let Some(room_id) = self.room_id_of(&peer) {
             if realtime {
-                self.start_probing(&room_id, scheme, reply);
+                self.start_probing(&room_id, scheme, Some(reply));
             } else {
-                let _ = reply.send(self.start_in_room(&room_id, scheme));
+                let answer = self.start_in_room(&room_id, scheme);
+                self.start_answered(&room_id, Some(reply), answer);
             }
             return;
         }
         let PeerRef::Username(username) = peer else {
-            let _ = reply.send(Err(EngineError::NotFound(format!(
-                "{peer} is not a direct-message room of ours"
-            ))));
+            let err = EngineError::NotFound(format!("{peer} is not a direct-message room of ours"));
+            self.reply(reply, Err(err));
             return;
         };
         let Some(client) = self.client.clone() else {
@@ -150,9 +158,9 @@ impl Engine {
                 .await
                 .map_err(|e| e.to_string());
             let _ = tx.send(Internal::Resolved {
+                username,
                 result,
-                scheme,
-                reply,
+                then: AfterResolve::Start { scheme, reply },
             });
         });
     }
@@ -167,6 +175,10 @@ impl Engine {
     }
 
     fn end_all(&mut self) -> u32 {
+        // First, so that no held message is sent while sessions end, and no pending Start
+        // brings a session back after the lock.
+        self.fail_all_held("every session was ended (EndAllSessions or the screen lock)");
+        self.cancel_probes();
         let live: Vec<(String, SessionState)> = self
             .sessions
             .iter()
@@ -196,7 +208,8 @@ impl Engine {
         ended
     }
 
-    fn send(
+    /// SendMessage to a peer without `require_otr`: fails closed unless established.
+    pub(super) fn send(
         &mut self,
         peer: &PeerRef,
         text: crate::secure::SecretString,
@@ -206,13 +219,23 @@ impl Engine {
                 "no OTR session with {peer}; start one first (nothing was sent)"
             ))
         })?;
+        self.send_in_room(&room_id, peer, text)
+    }
+
+    /// Seals `text` in the room's session and queues it (fails closed unless established).
+    pub(super) fn send_in_room(
+        &mut self,
+        room_id: &str,
+        peer: &PeerRef,
+        text: crate::secure::SecretString,
+    ) -> Result<SentMessage, EngineError> {
+        let room_id = room_id.to_owned();
         self.check_not_held(&room_id, peer)?;
-        let session = self.sessions.get_mut(&room_id).ok_or_else(|| {
+        let outputs = self.feed(&room_id, Input::Send { text }).ok_or_else(|| {
             EngineError::FailedPrecondition(format!(
                 "no OTR session with {peer}; start one first (nothing was sent)"
             ))
-        })?;
-        let outputs = session.handle(Input::Send { text }, now_ms(), &mut self.rng)?;
+        })??;
         let sent = session::sent_message(&outputs);
         self.perform(&room_id, outputs);
         let (id, ts_ms) =
@@ -234,11 +257,9 @@ impl Engine {
     /// Feeds a user command to a room's session (created if needed) and performs its outputs.
     fn drive_user(&mut self, room_id: &str, input: Input) -> Result<SessionInfo, EngineError> {
         self.ensure_session(room_id)?;
-        let session = self
-            .sessions
-            .get_mut(room_id)
-            .ok_or_else(|| EngineError::Internal("session vanished".into()))?;
-        let outputs = session.handle(input, now_ms(), &mut self.rng)?;
+        let outputs = self
+            .feed(room_id, input)
+            .ok_or_else(|| EngineError::Internal("session vanished".into()))??;
         self.perform(room_id, outputs);
         self.session_info(room_id)
             .ok_or_else(|| EngineError::Internal("session vanished".into()))

@@ -5,8 +5,10 @@
 
 use super::events::EventLog;
 use super::handle::{Command, EngineHandle};
+use super::held::{AfterResolve, HeldMessages};
 use super::identity::Identity;
 use super::rooms::RoomRegistry;
+use super::status::SessionTally;
 use super::types::*;
 use crate::config::{Config, MemlockPolicy};
 use crate::otr::session::Session;
@@ -16,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 /// How often session timers (invitation and handshake timeouts, resends, delivery bound) run.
 const TICK: Duration = Duration::from_millis(500);
@@ -86,7 +88,8 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         calls: cfg.config.transport.calls_per_window,
         window: std::time::Duration::from_secs(cfg.config.transport.window_secs),
     };
-    let engine = Engine {
+    let memlock = cfg.config.security.memlock;
+    let mut engine = Engine {
         identity,
         log: EventLog::new(cfg.config.policy.scrollback.max(1)),
         cfg,
@@ -99,29 +102,36 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         subscribed_rooms: HashSet::new(),
         realtime: crate::transport::realtime::Realtime::default(),
         pacer: crate::transport::realtime::Pacer::new(pacing),
+        held: HeldMessages::default(),
         probes: HashMap::new(),
         outbox_paths: HashMap::new(),
         followed_presence: HashSet::new(),
         internal_tx,
         reports_tx,
         rng,
+        tally: SessionTally::default(),
+        status_tx: watch::Sender::new(StatusInfo::default()),
+        status_dirty: true,
     };
+    engine.publish_status();
+    let status = engine.status_tx.subscribe();
     let task = tokio::spawn(engine.run(rx, client_events, internal_rx, reports_rx));
-    (EngineHandle::new(tx), task)
+    (EngineHandle::with_status(tx, status, memlock), task)
 }
 
 /// Results of work the engine handed to spawned tasks.
 pub(super) enum Internal {
     /// The DM list arrived (at login, or after the server said rooms changed).
     RoomsLoaded(Result<Vec<DirectRoom>, String>),
-    /// A username was resolved to its DM (created if needed) for a pending Start.
+    /// A username was resolved to its DM (created if needed) for a pending Start or for
+    /// messages held for OTR.
     Resolved {
+        /// The username that was looked up.
+        username: String,
         /// The DM or why not.
         result: Result<DirectRoom, String>,
-        /// The Start waiting for it.
-        scheme: SchemePreference,
-        /// Its reply channel.
-        reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+        /// What was waiting for it.
+        then: AfterResolve,
     },
     /// Initial presence of peers (`users.presence`).
     Presence(HashMap<String, Presence>),
@@ -134,9 +144,10 @@ pub(super) struct Engine {
     pub(super) cfg: EngineConfig,
     /// The connection handle; `None` when running without a server.
     pub(super) client: Option<Client>,
-    /// Who we are logged in as and what the server can do; `None` until the first login.
+    /// Who we are logged in as and what the server can do; `None` until the first login
+    /// (changed only through `set_me`).
     pub(super) me: Option<rocketchat::SessionInfo>,
-    /// Connection state and its detail, for GetStatus.
+    /// Connection state and its detail, for GetStatus (changed only through `set_connection`).
     pub(super) connection: (ConnectionState, String),
     /// Our 1:1 DMs.
     pub(super) rooms: RoomRegistry,
@@ -150,6 +161,8 @@ pub(super) struct Engine {
     pub(super) realtime: crate::transport::realtime::Realtime,
     /// Pacing of this connection's realtime calls.
     pub(super) pacer: crate::transport::realtime::Pacer,
+    /// Messages to `require_otr` contacts waiting for their session.
+    pub(super) held: HeldMessages,
     /// Starts waiting for the peer's daemon to answer a probe.
     pub(super) probes: HashMap<String, super::realtime::PendingStart>,
     /// The path each realtime outbox was built for.
@@ -164,6 +177,12 @@ pub(super) struct Engine {
     pub(super) reports_tx: mpsc::UnboundedSender<Report>,
     /// CSPRNG for keys, IVs and ids (seeded from the OS).
     pub(super) rng: StdRng,
+    /// Session counts for GetStatus, kept by `feed`.
+    pub(super) tally: SessionTally,
+    /// Where GetStatus reads from (engine/status.rs).
+    pub(super) status_tx: watch::Sender<StatusInfo>,
+    /// Something GetStatus reports changed since the last publication.
+    pub(super) status_dirty: bool,
 }
 
 impl Engine {
@@ -190,6 +209,7 @@ impl Engine {
                 Some(report) = reports.recv() => self.on_report(report),
                 _ = tick.tick() => self.on_tick(),
             }
+            self.publish_status();
         }
         if let Some(client) = &self.client {
             client.shutdown().await;
@@ -197,7 +217,10 @@ impl Engine {
     }
 
     /// Numbers and fans out an event; an ended session's scrollback is wiped here, in one place.
+    /// The status is published first: a watcher that sees the event and asks GetStatus must find
+    /// the state the event announces.
     pub(super) fn emit(&mut self, kind: EventKind) {
+        self.publish_status();
         if let EventKind::State { room_id, state, .. } = &kind {
             if matches!(state, SessionState::Ended | SessionState::Error) {
                 let room = room_id.clone();
@@ -208,65 +231,9 @@ impl Engine {
         }
         self.log.emit(kind);
     }
-
-    pub(super) fn status(&self) -> StatusInfo {
-        let caps = self.me.as_ref().map(|m| &m.server);
-        let (otr_available, reason) = match caps {
-            Some(c) => (c.otr_relay, c.reason.clone().unwrap_or_default()),
-            None => (
-                false,
-                format!("not connected to the server ({})", self.connection.1),
-            ),
-        };
-        let native_transports = self.native_transports();
-        StatusInfo {
-            server_url: self.cfg.config.server.url.clone(),
-            account: self.cfg.config.account.username.clone(),
-            account_user_id: self
-                .me
-                .as_ref()
-                .map(|m| m.user_id.clone())
-                .unwrap_or_default(),
-            connection: self.connection.0,
-            connection_detail: self.connection.1.clone(),
-            server_version: caps.map(|c| c.version.clone()).unwrap_or_default(),
-            otr_available,
-            otr_unavailable_reason: if otr_available { String::new() } else { reason },
-            native_transports,
-            memory: self.memory_status(),
-            session_count: self
-                .sessions
-                .values()
-                .filter(|s| s.state() != SessionState::NotStarted)
-                .count() as u32,
-            established_count: self
-                .sessions
-                .values()
-                .filter(|s| s.state() == SessionState::Established)
-                .count() as u32,
-            instance_tag: self.instance_tag(),
-        }
-    }
 }
 
 impl Engine {
-    /// The arena's state, with what the configured policy makes of a failure to lock.
-    pub(super) fn memory_status(&self) -> MemoryStatus {
-        let mut m = crate::secure::arena_status();
-        if !m.locked {
-            let policy = match self.cfg.config.security.memlock {
-                MemlockPolicy::Refuse => {
-                    "new sessions are refused ([security] memlock = \"refuse\")"
-                }
-                MemlockPolicy::Warn => {
-                    "sessions go on without locked memory ([security] memlock = \"warn\")"
-                }
-            };
-            m.detail = format!("{}; {policy}", m.detail);
-        }
-        m
-    }
-
     /// Refuses to create keys when memory cannot be locked and the policy says so.
     pub(super) fn check_memory_policy(&self) -> Result<(), EngineError> {
         let m = crate::secure::arena_status();

@@ -1,9 +1,11 @@
 //! The cloneable handle every front-end connection (and the lock watcher) uses to talk to the
-//! engine task. Each call sends a [`Command`] carrying its own reply channel.
+//! engine task. Each call sends a [`Command`] carrying its own reply channel, except GetStatus,
+//! which reads the snapshot the engine publishes (engine/status.rs) when the handle has one.
 
 use super::types::*;
+use crate::config::MemlockPolicy;
 use crate::secure::SecretString;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// A request to the engine, with the channel its answer goes back on.
 #[derive(Debug)]
@@ -78,12 +80,27 @@ pub struct SentMessage {
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
+    /// The engine's published status and the memlock policy that words its memory detail;
+    /// `None` for an engine that publishes none (test doubles), which is asked instead.
+    status: Option<(watch::Receiver<StatusInfo>, MemlockPolicy)>,
 }
 
 impl EngineHandle {
-    /// Wraps the engine's command channel.
+    /// Wraps an engine's command channel; GetStatus goes through it as [`Command::Status`].
     pub fn new(tx: mpsc::Sender<Command>) -> Self {
-        Self { tx }
+        Self { tx, status: None }
+    }
+
+    /// Wraps the real engine's command channel and its published status.
+    pub(super) fn with_status(
+        tx: mpsc::Sender<Command>,
+        status: watch::Receiver<StatusInfo>,
+        memlock: MemlockPolicy,
+    ) -> Self {
+        Self {
+            tx,
+            status: Some((status, memlock)),
+        }
     }
 
     async fn ask<T>(
@@ -98,9 +115,20 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::ShuttingDown)
     }
 
-    /// GetStatus.
+    /// GetStatus: the engine's latest snapshot with the arena's memory state read now, without
+    /// waiting on the engine task (issue 2's unary budget); the engine publishes before any event
+    /// or answer goes out, so the snapshot is never older than what the caller has seen.
     pub async fn status(&self) -> Result<StatusInfo, EngineError> {
-        self.ask(Command::Status).await
+        let Some((snapshot, memlock)) = &self.status else {
+            return self.ask(Command::Status).await;
+        };
+        // A stopped engine answers nothing, as it would through the channel.
+        if self.tx.is_closed() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let mut status = snapshot.borrow().clone();
+        status.memory = super::status::memory_status(*memlock);
+        Ok(status)
     }
 
     /// ListRooms.

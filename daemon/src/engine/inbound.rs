@@ -2,7 +2,8 @@
 //! signalling, room messages, presence), results of spawned work, outbox reports, and the tick.
 //! Also where a session's outputs are performed.
 
-use super::core::{now_ms, Engine, Internal};
+use super::core::{Engine, Internal};
+use super::held::AfterResolve;
 use super::types::*;
 use crate::otr::session::{Input, Output, SignalKind};
 use crate::rocketchat::{self, parse_presence_event, ClientEvent, DirectRoom};
@@ -14,7 +15,7 @@ impl Engine {
         match ev {
             ClientEvent::Connection { state, detail } => {
                 if self.connection.0 != state || self.connection.1 != detail {
-                    self.connection = (state, detail.clone());
+                    self.set_connection(state, detail.clone());
                     self.emit(EventKind::Connection { state, detail });
                 }
             }
@@ -42,9 +43,9 @@ impl Engine {
         let uid = info.user_id.clone();
         let relay = info.server.otr_relay;
         tracing::info!(user = %info.username, server_version = %info.server.version, otr_relay = relay, "logged in");
-        self.me = Some(info);
+        self.set_me(info);
         if self.connection.0 != ConnectionState::Connected {
-            self.connection = (ConnectionState::Connected, String::new());
+            self.set_connection(ConnectionState::Connected, String::new());
             self.emit(EventKind::Connection {
                 state: ConnectionState::Connected,
                 detail: String::new(),
@@ -203,34 +204,48 @@ impl Engine {
                 tracing::warn!(error = %e, "cannot list direct-message rooms")
             }
             Internal::Resolved {
+                username,
                 result,
-                scheme,
-                reply,
-            } => {
-                let answer = match result {
-                    Ok(room) => {
-                        self.on_rooms(vec![room.clone()]);
-                        if self.rooms.get(&room.room_id).is_some() && self.realtime_mode() {
-                            self.start_probing(&room.room_id, scheme, reply);
-                            return;
-                        } else if self.rooms.get(&room.room_id).is_some() {
-                            self.start_in_room(&room.room_id, scheme)
-                        } else {
-                            Err(EngineError::NotFound(
-                                "that is not a 1:1 direct message".into(),
-                            ))
-                        }
-                    }
-                    Err(e) => Err(EngineError::NotFound(format!(
-                        "cannot open a direct message: {e}"
-                    ))),
-                };
-                let _ = reply.send(answer);
-            }
+                then,
+            } => self.on_resolved(&username, result, then),
             Internal::Presence(map) => {
                 for (uid, p) in map {
                     self.on_presence(&uid, p);
                 }
+            }
+        }
+    }
+
+    /// A username's DM is known (or not): finish the Start or the held messages waiting for it.
+    fn on_resolved(
+        &mut self,
+        username: &str,
+        result: Result<DirectRoom, String>,
+        then: AfterResolve,
+    ) {
+        let room = result.map(|room| {
+            self.on_rooms(vec![room.clone()]);
+            self.rooms.get(&room.room_id).map(|r| r.room_id.clone())
+        });
+        let (scheme, reply) = match then {
+            AfterResolve::Held => return self.on_resolved_for_held(username, room),
+            AfterResolve::Start { scheme, reply } => (scheme, reply),
+        };
+        match room {
+            Ok(Some(room_id)) if self.realtime_mode() => {
+                self.start_probing(&room_id, scheme, Some(reply))
+            }
+            Ok(Some(room_id)) => {
+                let answer = self.start_in_room(&room_id, scheme);
+                self.start_answered(&room_id, Some(reply), answer);
+            }
+            Ok(None) => {
+                let err = EngineError::NotFound("that is not a 1:1 direct message".into());
+                self.reply(reply, Err(err));
+            }
+            Err(e) => {
+                let err = EngineError::NotFound(format!("cannot open a direct message: {e}"));
+                self.reply(reply, Err(err));
             }
         }
     }
@@ -335,16 +350,15 @@ impl Engine {
             self.drive(&room_id, Input::Tick);
         }
         self.on_probe_tick();
+        self.expire_held();
     }
 
     /// Feeds a network or timer input to a room's session and performs its outputs.
     pub(super) fn drive(&mut self, room_id: &str, input: Input) {
-        let Some(session) = self.sessions.get_mut(room_id) else {
-            return;
-        };
-        match session.handle(input, now_ms(), &mut self.rng) {
-            Ok(outputs) => self.perform(room_id, outputs),
-            Err(e) => tracing::debug!(room = %room_id, error = %e, "input refused"),
+        match self.feed(room_id, input) {
+            Some(Ok(outputs)) => self.perform(room_id, outputs),
+            Some(Err(e)) => tracing::debug!(room = %room_id, error = %e, "input refused"),
+            None => {}
         }
     }
 
@@ -389,6 +403,8 @@ impl Engine {
             };
             self.outbox(room_id).map(|o| o.push(frame));
         }
+        // A state change may be what messages held for this peer wait for (engine/held.rs).
+        self.settle_held(room_id, None);
     }
 
     /// A session's snapshot with the trust the store gives its peer's identity.

@@ -6,16 +6,20 @@
 //! - `inbound` — the connection's events, I/O outcomes, timers; performing session outputs.
 //! - `events` — numbering, fan-out and scrollback.
 //! - `rooms` — our 1:1 DMs.
+//! - `held` — messages to `require_otr` contacts waiting for their session.
 //! - `identity` — our native identity, the trust store, fingerprint alarms.
+//! - `status` — the GetStatus snapshot the engine publishes for handles to read.
 
 mod commands;
 mod core;
 mod events;
 mod handle;
+mod held;
 mod identity;
 mod inbound;
 mod realtime;
 mod rooms;
+mod status;
 pub mod types;
 
 pub use self::core::{now_ms, spawn, EngineConfig};

@@ -4,11 +4,11 @@
 //! logic itself lives in `transport::realtime`; sessions never see which path carried a frame.
 
 use super::core::{now_ms, Engine};
+use super::held::StartReply;
 use super::types::*;
 use crate::transport::realtime::{envelope::Item, probe, sender::Route, Inbound, KnownRoom, Path};
 use crate::transport::{Outbox, RoomAddr};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 /// A Start waiting for the peer's daemon to answer a probe.
 pub(super) struct PendingStart {
@@ -16,7 +16,8 @@ pub(super) struct PendingStart {
     nonce: String,
     deadline_ms: i64,
     scheme: SchemePreference,
-    reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+    /// The StartSession waiting, if an RPC asked (a held message's Start has none).
+    reply: Option<StartReply>,
 }
 
 impl Engine {
@@ -30,7 +31,7 @@ impl Engine {
         &mut self,
         room_id: &str,
         scheme: SchemePreference,
-        reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
+        reply: Option<StartReply>,
     ) {
         let peer = self
             .rooms
@@ -43,27 +44,33 @@ impl Engine {
                 .as_ref()
                 .and_then(|m| m.server.reason.clone())
                 .unwrap_or_else(|| "this server has no OTR relay".into());
-            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+            let err = EngineError::FailedPrecondition(format!(
                 "cannot start the legacy scheme with {peer}: {why}, and the stock scheme needs the \
                  Rocket.Chat ≤ 7.x OTR relay; start with the native scheme (nothing was sent)"
-            ))));
+            ));
+            self.start_answered(room_id, reply, Err(err));
             return;
         }
         if self.identity.native.is_none() {
-            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
+            let err = EngineError::FailedPrecondition(format!(
                 "cannot start OTR with {peer}: this server only carries the native scheme and this \
                  daemon has no native identity (no state directory); nothing was sent"
-            ))));
+            ));
+            self.start_answered(room_id, reply, Err(err));
             return;
         }
         if let Err(e) = self.check_memory_policy() {
-            let _ = reply.send(Err(e));
+            self.start_answered(room_id, reply, Err(e));
             return;
         }
         if self.probes.contains_key(room_id) {
-            let _ = reply.send(Err(EngineError::FailedPrecondition(format!(
-                "already looking for a path to {peer}'s daemon"
-            ))));
+            // Held messages wait for that probe; only an RPC is told.
+            if let Some(reply) = reply {
+                let err = EngineError::FailedPrecondition(format!(
+                    "already looking for a path to {peer}'s daemon"
+                ));
+                self.reply(reply, Err(err));
+            }
             return;
         }
         let nonce = probe::nonce(&mut self.rng);
@@ -79,6 +86,26 @@ impl Engine {
                 reply,
             },
         );
+    }
+
+    /// Abandons every pending Start (EndAllSessions, the screen lock): none may bring a session
+    /// back after it.
+    pub(super) fn cancel_probes(&mut self) {
+        let probes: Vec<(String, PendingStart)> = self.probes.drain().collect();
+        for (room_id, p) in probes {
+            if let Some(reply) = p.reply {
+                let peer = self
+                    .rooms
+                    .get(&room_id)
+                    .map(|r| r.peer_username.clone())
+                    .unwrap_or_default();
+                let err = EngineError::FailedPrecondition(format!(
+                    "every session was ended (EndAllSessions or the screen lock) before {peer}'s \
+                     daemon answered; nothing was started"
+                ));
+                self.reply(reply, Err(err));
+            }
+        }
     }
 
     /// Moves unanswered probes on to the next path, or fails their Start.
@@ -109,11 +136,8 @@ impl Engine {
                         .map(|r| r.peer_username.clone())
                         .unwrap_or_default();
                     tracing::info!(room = %room_id, "no otrd answered on path A or B");
-                    let _ =
-                        p.reply
-                            .send(Err(EngineError::FailedPrecondition(probe::no_otrd_reason(
-                                &peer,
-                            ))));
+                    let err = EngineError::FailedPrecondition(probe::no_otrd_reason(&peer));
+                    self.start_answered(&room_id, p.reply, Err(err));
                 }
             }
         }
@@ -208,9 +232,8 @@ impl Engine {
         tracing::info!(room = %room_id, transport = path.kind().as_str(), "path to the peer's otrd found");
         // Native only on these paths (the stock scheme has no peer here).
         let _ = p.scheme;
-        let _ = p
-            .reply
-            .send(self.start_in_room(room_id, SchemePreference::Native));
+        let answer = self.start_in_room(room_id, SchemePreference::Native);
+        self.start_answered(room_id, p.reply, answer);
     }
 
     /// Drops a room's outbox when its path changed, so the next frame goes the new way.

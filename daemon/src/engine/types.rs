@@ -181,7 +181,7 @@ impl Presence {
 }
 
 /// The daemon's link to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ConnectionState {
     /// Opening the websocket or logging in.
     Connecting,
@@ -192,6 +192,7 @@ pub enum ConnectionState {
     /// Credentials refused; not retrying.
     AuthFailed,
     /// Not connected and not trying.
+    #[default]
     Disconnected,
 }
 
@@ -286,7 +287,7 @@ pub struct MemoryStatus {
 }
 
 /// What GetStatus reports.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StatusInfo {
     /// Server URL from the config.
     pub server_url: String,

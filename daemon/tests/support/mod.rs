@@ -1,6 +1,7 @@
 //! Test support shared by the rocketchat integration tests.
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod mini_ddp;
 
 use otrd::engine::ConnectionState;

@@ -1,8 +1,9 @@
 //! otrd-bench: runs otrd's benchmark suite and writes the Markdown report (issue 7).
 //!
-//! `scripts/bench [--quick] [--out FILE]` (or `cargo run -p otrd-bench --release -- …`). Every
-//! figure is a ratio against a reference measured in the same run; `--quick` runs each benchmark
-//! once, briefly, so CI keeps them compiling and working (it never fails on a figure).
+//! `scripts/bench [--quick] [--out FILE] [--only-ipc | --only-scale]` (or `cargo run -p otrd-bench
+//! --release -- …`). Every figure is a ratio against a reference measured in the same run;
+//! `--quick` runs each benchmark once, briefly, so CI keeps them compiling and working (it never
+//! fails on a figure).
 //!
 //! Modules: `timing` (samplers), `anchors` (Node WebCrypto, openssl speed), `cases` (crypto
 //! fixtures shared with daemon/benches), `crypto`, `harness` (rcsim, otrd processes, clients),
@@ -44,8 +45,11 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     scale: Vec<usize>,
     /// Run only the scale section (no crypto, IPC or end-to-end figures).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "only_ipc")]
     only_scale: bool,
+    /// Run only the IPC section (GetStatus vs raw echo, fan-out, idle RSS).
+    #[arg(long)]
+    only_ipc: bool,
     /// Internal: run as the scale section's peer process against this rcsim URL.
     #[arg(long, hide = true, requires = "peers")]
     peers_of: Option<String>,
@@ -54,8 +58,8 @@ struct Args {
     peers: Option<usize>,
 }
 
-/// Sections 2–3: IPC and end to end (daemons against rcsim).
-async fn load(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
+/// Sections 2–3: IPC and, unless `ipc_only`, end to end (daemons against rcsim).
+async fn load(quick: bool, ipc_only: bool, figures: &mut Vec<Figure>) -> Result<()> {
     let n = |full: usize, q: usize| if quick { q } else { full };
     let up = Duration::from_secs(30);
     eprintln!("otrd-bench: IPC…");
@@ -72,6 +76,11 @@ async fn load(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
         fan.push((w, ipc::fanout(&me, &harness::user(0), w, n(40, 1)).await?));
     }
     figures.extend(ipc::fanout_figures(&fan));
+    if ipc_only {
+        drop((me, bob));
+        sim.shutdown().await;
+        return Ok(());
+    }
 
     eprintln!("otrd-bench: end to end…");
     let otr = e2e::otr_latency(&me, &bob, &harness::user(0), n(300, 3)).await?;
@@ -140,21 +149,25 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    if !args.only_scale {
+    if args.only_ipc {
+        rt.block_on(load(args.quick, true, &mut figures))?;
+    } else if !args.only_scale {
         eprintln!("otrd-bench: references (node, openssl speed)…");
         let node = anchors::node(args.quick)?;
         let ossl = anchors::openssl()?;
         eprintln!("otrd-bench: crypto…");
         figures.extend(crypto::run(budget, &node, &ossl));
-        rt.block_on(load(args.quick, &mut figures))?;
+        rt.block_on(load(args.quick, false, &mut figures))?;
         rt.block_on(realtime_section(args.quick, &mut figures))?;
     }
-    rt.block_on(scale_section(
-        args.quick,
-        &args.scale,
-        &mut figures,
-        &mut missing,
-    ))?;
+    if !args.only_ipc {
+        rt.block_on(scale_section(
+            args.quick,
+            &args.scale,
+            &mut figures,
+            &mut missing,
+        ))?;
+    }
 
     let header = format!(
         "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s. Load average \
