@@ -215,6 +215,12 @@ async fn a_peer_without_a_dm_gets_one_and_the_message_waits_for_it() {
         "carol",
         "carol",
     ));
+    // Carol's only DM (with echo) is how the test sees that her subscriptions are in place
+    // (`connected` waits for a loaded room list): an invitation sent before them would be lost.
+    cfg.dms.push(rcsim::DmConfig {
+        id: String::new(),
+        usernames: ["carol".to_string(), "echo".to_string()],
+    });
     let sim = sim(cfg).await;
     let url = sim.http_url();
     let (me, _) = engine::spawn(requiring_otr(
@@ -223,6 +229,7 @@ async fn a_peer_without_a_dm_gets_one_and_the_message_waits_for_it() {
     ));
     let (carol, _) = engine::spawn(account(&url, "carol", "carol", true, None));
     connected(&me).await;
+    connected(&carol).await;
     let (_, mut carol_ev) = carol.watch(false).await.unwrap();
     let sent = tokio::time::timeout(
         ENGINE_WAIT,
@@ -264,4 +271,51 @@ async fn on_8x_without_an_otrd_peer_the_held_message_fails_and_nothing_is_sent()
     );
     assert!(why.contains("the message was not sent"), "{why}");
     assert!(!sim.audit().contains("no otrd on the other side"));
+}
+
+/// The invitation comes in a DM the invitee does not know yet (the server never announces it):
+/// it waits for the DM list instead of being dropped, and the held message still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_in_an_unannounced_dm_waits_for_the_dm_list() {
+    let mut cfg = rcsim::SimConfig::demo();
+    cfg.users.push(rcsim::UserConfig::new(
+        "CarolUser0000001d",
+        "carol",
+        "carol",
+    ));
+    cfg.dms.push(rcsim::DmConfig {
+        id: String::new(),
+        usernames: ["carol".to_string(), "echo".to_string()],
+    });
+    let sim = sim(cfg).await;
+    sim.set_quiet_new_dms(true);
+    let url = sim.http_url();
+    let (me, _) = engine::spawn(requiring_otr(
+        account(&url, "me", "demo", false, None),
+        "carol",
+    ));
+    let (carol, _) = engine::spawn(account(&url, "carol", "carol", true, None));
+    connected(&me).await;
+    connected(&carol).await;
+    let (_, mut carol_ev) = carol.watch(false).await.unwrap();
+    let sent = tokio::time::timeout(
+        ENGINE_WAIT,
+        me.send(
+            PeerRef::Username("carol".into()),
+            text("in an unannounced DM"),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        received(&mut carol_ev, 1).await[0],
+        (sent.id, "in an unannounced DM".into())
+    );
+    assert!(carol
+        .list_rooms()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.peer == "me"));
 }

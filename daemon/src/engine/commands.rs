@@ -179,6 +179,7 @@ impl Engine {
         // brings a session back after the lock.
         self.fail_all_held("every session was ended (EndAllSessions or the screen lock)");
         self.cancel_probes();
+        self.parked.clear();
         let live: Vec<(String, SessionState)> = self
             .sessions
             .iter()

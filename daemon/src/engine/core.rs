@@ -7,6 +7,7 @@ use super::events::EventLog;
 use super::handle::{Command, EngineHandle};
 use super::held::{AfterResolve, HeldMessages};
 use super::identity::Identity;
+use super::parked::ParkedSignals;
 use super::rooms::RoomRegistry;
 use super::status::SessionTally;
 use super::types::*;
@@ -103,6 +104,8 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         realtime: crate::transport::realtime::Realtime::default(),
         pacer: crate::transport::realtime::Pacer::new(pacing),
         held: HeldMessages::default(),
+        parked: ParkedSignals::default(),
+        following: HashSet::new(),
         probes: HashMap::new(),
         outbox_paths: HashMap::new(),
         followed_presence: HashSet::new(),
@@ -135,6 +138,9 @@ pub(super) enum Internal {
     },
     /// Initial presence of peers (`users.presence`).
     Presence(HashMap<String, Presence>),
+    /// The message streams of these new DMs are followed (or failed to be): parked signals for
+    /// them may go to their sessions now.
+    RoomsFollowed(Vec<String>),
 }
 
 /// The engine's state. Everything here is touched only by the engine task.
@@ -163,6 +169,10 @@ pub(super) struct Engine {
     pub(super) pacer: crate::transport::realtime::Pacer,
     /// Messages to `require_otr` contacts waiting for their session.
     pub(super) held: HeldMessages,
+    /// Signals for DMs not loaded yet (engine/parked.rs).
+    pub(super) parked: ParkedSignals,
+    /// New DMs whose message streams are being subscribed to.
+    pub(super) following: HashSet<String>,
     /// Starts waiting for the peer's daemon to answer a probe.
     pub(super) probes: HashMap<String, super::realtime::PendingStart>,
     /// The path each realtime outbox was built for.

@@ -4,11 +4,13 @@
 
 use super::core::{Engine, Internal};
 use super::held::AfterResolve;
+use super::parked::Parking;
 use super::types::*;
 use crate::otr::session::{Input, Output, SignalKind};
 use crate::rocketchat::{self, parse_presence_event, ClientEvent, DirectRoom};
 use crate::transport::{realtime, Frame, Outbox, Report, RoomAddr};
 use serde_json::{json, Value};
+use std::time::Instant;
 
 impl Engine {
     pub(super) fn on_client_event(&mut self, ev: ClientEvent) {
@@ -170,17 +172,42 @@ impl Engine {
         else {
             return;
         };
-        if self.rooms.get(&room_id).is_none() {
-            // Not a 1:1 DM of ours (or one we have not loaded yet): refresh and drop it. A real
-            // peer's invitation is repeated by its user; a forged one has nowhere to go.
-            tracing::debug!(room = %room_id, kind = kind.as_str(), "signal for an unknown room ignored");
-            self.reload_rooms();
+        if self.rooms.get(&room_id).is_none() || self.following.contains(&room_id) {
+            // A DM we have not loaded (or not followed) yet, or not a 1:1 DM of ours at all: the
+            // signal waits for the DM list to tell (engine/parked.rs).
+            match self.parked.park(&room_id, kind, payload, Instant::now()) {
+                Parking::FirstForRoom if self.rooms.get(&room_id).is_none() => {
+                    tracing::debug!(room = %room_id, kind = kind.as_str(), "signal for an unknown room parked; reloading DMs");
+                    self.reload_rooms();
+                }
+                Parking::FirstForRoom | Parking::Queued => {}
+                Parking::TooLarge => {
+                    tracing::debug!(room = %room_id, kind = kind.as_str(), "oversized signal for an unknown room dropped");
+                }
+            }
             return;
         }
-        if self.ensure_session(&room_id).is_err() {
+        self.signal_for_room(&room_id, kind, payload);
+    }
+
+    /// A signal for one of our DMs goes to its session, which checks who sent it.
+    fn signal_for_room(&mut self, room_id: &str, kind: SignalKind, payload: Value) {
+        if self.ensure_session(room_id).is_err() {
             return;
         }
-        self.drive(&room_id, Input::Signal { kind, payload });
+        self.drive(room_id, Input::Signal { kind, payload });
+    }
+
+    /// Parked signals whose DM is now known and followed go to their sessions; expired ones go.
+    fn replay_parked(&mut self) {
+        let (rooms, following) = (&self.rooms, &self.following);
+        let ready = self.parked.take_ready(Instant::now(), |r| {
+            rooms.get(r).is_some() && !following.contains(r)
+        });
+        for (room_id, kind, payload) in ready {
+            tracing::debug!(room = %room_id, kind = kind.as_str(), "parked signal delivered");
+            self.signal_for_room(&room_id, kind, payload);
+        }
     }
 
     fn on_presence(&mut self, uid: &str, presence: Presence) {
@@ -212,6 +239,12 @@ impl Engine {
                 for (uid, p) in map {
                     self.on_presence(&uid, p);
                 }
+            }
+            Internal::RoomsFollowed(ids) => {
+                for id in &ids {
+                    self.following.remove(id);
+                }
+                self.replay_parked();
             }
         }
     }
@@ -273,10 +306,14 @@ impl Engine {
         let Some(client) = self.client.clone() else {
             return;
         };
+        self.following.extend(new_rooms.iter().cloned());
+        // Signals parked for rooms that were already followed can go now; the new rooms' wait
+        // for their subscriptions (Internal::RoomsFollowed).
+        self.replay_parked();
         let tx = self.internal_tx.clone();
         let path_a = self.realtime_mode();
         tokio::spawn(async move {
-            for rid in new_rooms {
+            for rid in &new_rooms {
                 if let Err(e) = client
                     .subscribe("stream-room-messages", vec![json!(rid), stream_opts()])
                     .await
@@ -295,6 +332,9 @@ impl Engine {
                         tracing::warn!(room = %rid, error = %e, "cannot follow path A");
                     }
                 }
+            }
+            if !new_rooms.is_empty() {
+                let _ = tx.send(Internal::RoomsFollowed(new_rooms));
             }
             if !new_peers.is_empty() {
                 let params = rocketchat::presence::follow_params(&new_peers, &[]);

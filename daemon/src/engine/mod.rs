@@ -7,6 +7,7 @@
 //! - `events` — numbering, fan-out and scrollback.
 //! - `rooms` — our 1:1 DMs.
 //! - `held` — messages to `require_otr` contacts waiting for their session.
+//! - `parked` — signals for a DM not loaded yet, waiting for the DM list.
 //! - `identity` — our native identity, the trust store, fingerprint alarms.
 //! - `status` — the GetStatus snapshot the engine publishes for handles to read.
 
@@ -17,6 +18,7 @@ mod handle;
 mod held;
 mod identity;
 mod inbound;
+mod parked;
 mod realtime;
 mod rooms;
 mod status;

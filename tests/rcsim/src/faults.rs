@@ -22,6 +22,7 @@ pub struct Faults {
     event_delay_ms: AtomicU64,
     mitm: AtomicU8,
     mitm_rewrites: AtomicU64,
+    quiet_new_dms: AtomicBool,
     /// `Some` while room-message events are being held.
     held: Mutex<Option<Held>>,
 }
@@ -45,6 +46,17 @@ impl Faults {
     /// Whether stream events are duplicated.
     pub fn duplicate_events(&self) -> bool {
         self.duplicate_events.load(Ordering::SeqCst)
+    }
+
+    /// New DMs are not announced on `subscriptions-changed` / `rooms-changed` (a server whose
+    /// notifications lag behind: members learn of the room only by listing their rooms).
+    pub fn set_quiet_new_dms(&self, on: bool) {
+        self.quiet_new_dms.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether new DMs go unannounced.
+    pub fn quiet_new_dms(&self) -> bool {
+        self.quiet_new_dms.load(Ordering::SeqCst)
     }
 
     /// Delays every stream event by `d` (method results are not delayed).

@@ -154,6 +154,11 @@ impl SimHandle {
         self.sim.faults.set_event_delay(delay);
     }
 
+    /// Announces no new DM to its members (they learn of it only by listing their rooms).
+    pub fn set_quiet_new_dms(&self, quiet: bool) {
+        self.sim.faults.set_quiet_new_dms(quiet);
+    }
+
     /// Sends every stream event twice.
     pub fn set_duplicate_events(&self, duplicate: bool) {
         self.sim.faults.set_duplicate_events(duplicate);

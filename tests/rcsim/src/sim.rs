@@ -263,6 +263,9 @@ impl Sim {
 
     /// Notifies both members of a new DM on `subscriptions-changed` and `rooms-changed`.
     pub fn announce_new_dm(&self, rid: &str) {
+        if self.faults.quiet_new_dms() {
+            return;
+        }
         let events: Vec<(String, Value, Value)> = {
             let st = self.lock();
             let Some(room) = st.room(rid) else {
