@@ -325,7 +325,7 @@ impl Engine {
                     if let Err(e) = client
                         .subscribe(
                             "stream-notify-room",
-                            realtime::path_a::subscribe_params(&rid),
+                            realtime::path_a::subscribe_params(rid),
                         )
                         .await
                     {
