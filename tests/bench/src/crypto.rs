@@ -16,10 +16,11 @@ fn us(budget: Budget, f: impl FnMut()) -> f64 {
 pub fn run(budget: Budget, node: &NodeFigures, ossl: &OpensslFigures) -> Vec<Figure> {
     let mut figs = Vec::new();
     let key = cases::legacy_key();
+    let mut rng = cases::rng();
     let mut legacy_256 = 0.0;
     for (i, size) in cases::SIZES.into_iter().enumerate() {
         let msg = cases::inner_message(size);
-        let v = us(budget, || cases::legacy_roundtrip(&key, &msg));
+        let v = us(budget, || cases::legacy_roundtrip(&key, &msg, &mut rng));
         let mut f = Figure::new(
             S,
             "#4",
@@ -61,7 +62,7 @@ pub fn run(budget: Budget, node: &NodeFigures, ossl: &OpensslFigures) -> Vec<Fig
     );
 
     let jwk = cases::p256_peer_jwk();
-    let p256 = us(budget, || cases::p256_handshake(&jwk));
+    let p256 = us(budget, || cases::p256_handshake(&jwk, &mut rng));
     figs.push(
         Figure::new(S, "#4", "P-256 handshake, one side (keygen + JWK import + derive)", p256, "µs")
             .vs("openssl speed ecdhp256, one derive", ossl.ecdh_p256_us)
