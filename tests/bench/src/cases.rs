@@ -65,17 +65,16 @@ pub fn inner_message(len: usize) -> InnerMessage {
     }
 }
 
-/// AES-128-GCM seal of `buf` in place with a cipher built for the call (as the daemon does: keys
-/// live in locked memory and library cipher values are made per operation).
+/// AES-128-GCM seal of `buf` in place with a context built for the call, as the legacy scheme
+/// does (AWS-LC; keys live in locked memory and library cipher values are made per operation).
 pub fn aead_seal(key: &[u8; 16], buf: &mut [u8]) {
-    use aes_gcm::aead::{AeadInPlace, KeyInit};
-    let cipher = aes_gcm::Aes128Gcm::new_from_slice(key).expect("16-byte key");
-    let nonce = aes_gcm::Nonce::from([7u8; 12]);
-    black_box(
-        cipher
-            .encrypt_in_place_detached(&nonce, b"", buf)
-            .expect("seal"),
-    );
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+    let cipher = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).expect("16-byte key"));
+    let nonce = Nonce::assume_unique_for_key([7u8; 12]);
+    let tag = cipher
+        .seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+        .expect("seal");
+    black_box(tag.as_ref());
 }
 
 /// One side of a stock (P-256) handshake: generate our key pair, import the peer's JWK (with its
