@@ -188,7 +188,20 @@ impl<'a> CanonicalReader<'a> {
 fn skip_plain_words(bytes: &[u8], i: usize) -> usize {
     let rest = bytes.get(i..).unwrap_or_default();
     let mut at = i;
-    for chunk in rest.chunks_exact(8) {
+    // Four words per step while all are plain: independent checks, one branch (text is
+    // mostly plain, so this is where long messages spend their time).
+    let mut blocks = rest.chunks_exact(32);
+    for block in &mut blocks {
+        let flags = block
+            .chunks_exact(8)
+            .filter_map(|w| <[u8; 8]>::try_from(w).ok())
+            .fold(0, |acc, w| acc | escape_flags(u64::from_le_bytes(w)));
+        if flags != 0 {
+            break;
+        }
+        at += 32;
+    }
+    for chunk in bytes.get(at..).unwrap_or_default().chunks_exact(8) {
         let Ok(word) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
@@ -203,6 +216,11 @@ fn skip_plain_words(bytes: &[u8], i: usize) -> usize {
 /// Whether any byte of `w` is below 0x20, `"` or `\` (exact: no false negatives; a false
 /// positive would only send the word through the byte-wise check).
 fn any_needs_escape(w: u64) -> bool {
+    escape_flags(w) != 0
+}
+
+/// Nonzero exactly when some byte of `w` is below 0x20, `"` or `\`.
+fn escape_flags(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // A byte b < n (n <= 0x80) sets its high bit in (b - n) while its own high bit is clear.
@@ -211,7 +229,7 @@ fn any_needs_escape(w: u64) -> bool {
     let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x;
     let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
     let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
-    (below_space | quote | backslash) & HIGH != 0
+    (below_space | quote | backslash) & HIGH
 }
 
 /// The escape sequence for `b`, if it needs one.
@@ -271,6 +289,13 @@ mod tests {
                 let expected = serde_json::to_string(&s).expect("serde");
                 assert_eq!(written(&s), expected.as_bytes(), "byte {b:#04x}");
             }
+            // Long enough for the four-words-at-a-time scan, the byte at every kind of offset.
+            for pos in [0, 7, 8, 31, 32, 33, 63, 64, 95, 99] {
+                let mut s = "a".repeat(100);
+                s.replace_range(pos..=pos, &c.to_string());
+                let expected = serde_json::to_string(&s).expect("serde");
+                assert_eq!(written(&s), expected.as_bytes(), "byte {b:#04x}");
+            }
         }
         for s in [
             "",
@@ -310,6 +335,16 @@ mod tests {
         }
         for s in [&b"01"[..], b"-", b"", b"1234567890123456789", b"x"] {
             assert_eq!(CanonicalReader::new(s).int(), None, "{s:?}");
+        }
+        // The closing quote, or a byte that is not canonical, at every kind of offset.
+        for pos in [0, 7, 8, 31, 32, 33, 63, 64, 95, 99] {
+            let body = "a".repeat(pos);
+            let quoted = format!("\"{body}\"tail");
+            let mut r = CanonicalReader::new(quoted.as_bytes());
+            assert_eq!(r.string(), Some(body.as_str()));
+            assert_eq!(r.lit("tail"), Some(()));
+            let escaped = format!("\"{body}\\n{body}\"");
+            assert_eq!(CanonicalReader::new(escaped.as_bytes()).string(), None);
         }
         assert_eq!(CanonicalReader::new(b"0").int(), Some(0));
         assert_eq!(CanonicalReader::new(b"-0").int(), Some(0));
