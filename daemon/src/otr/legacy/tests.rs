@@ -412,3 +412,89 @@ fn envelopes_in_other_json_forms_decrypt_the_same() {
         "{tweaked}"
     );
 }
+
+#[test]
+fn peer_coordinates_must_be_reduced() {
+    // (0, sqrt(b)) is on P-256; the same point with x written as p (≡ 0) is not an encoding
+    // WebCrypto accepts, and neither do we.
+    let y = "ZkhceA4vg9ckM71dhKBrtlQcKvMdrocXKL-FahdPk_Q";
+    let jwk = |x: &str| {
+        format!(r#"{{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":"{x}","y":"{y}"}}"#)
+    };
+    let zero = PeerPublicKey::from_jwk(&jwk("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+        .expect("(0, sqrt(b)) is a valid point");
+    assert_eq!(
+        zero.to_jwk(),
+        jwk("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+    assert!(matches!(
+        PeerPublicKey::from_jwk(&jwk("_____wAAAAEAAAAAAAAAAAAAAAD_______________8")),
+        Err(LegacyError::InvalidPublicKey(_))
+    ));
+}
+
+/// P-256's group order n, big-endian.
+const ORDER: &str = "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";
+
+#[test]
+fn private_scalars_outside_one_to_n_are_refused() {
+    let n = hex(ORDER);
+    let mut n_minus_1 = n.clone();
+    n_minus_1[31] -= 1;
+    assert!(EphemeralKeyPair::from_private_bytes(locked32(&n_minus_1)).is_ok());
+    for bad in [vec![0u8; 32], n, vec![0xff; 32]] {
+        assert_eq!(
+            EphemeralKeyPair::from_private_bytes(locked32(&bad)).err(),
+            Some(LegacyError::InvalidPrivateKey)
+        );
+    }
+}
+
+/// An RNG that first yields `bad` draws of all-ones bytes (≥ n, not a scalar), then counts up.
+struct Rigged {
+    bad: usize,
+    next: u8,
+}
+
+impl rand::RngCore for Rigged {
+    fn next_u32(&mut self) -> u32 {
+        rand::RngCore::next_u64(self) as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        if self.bad > 0 {
+            self.bad -= 1;
+            dest.fill(0xff);
+        } else {
+            self.next = self.next.wrapping_add(1);
+            dest.fill(self.next);
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand::CryptoRng for Rigged {}
+
+#[test]
+fn generation_redraws_out_of_range_scalars_and_gives_up_cleanly() {
+    // Two draws ≥ n, then a valid one: the pair is the third draw's.
+    let pair = EphemeralKeyPair::generate(&mut Rigged { bad: 2, next: 0 }).expect("third draw");
+    let expected = EphemeralKeyPair::from_private_bytes(locked32(&[1u8; 32])).expect("valid");
+    assert_eq!(pair.public_jwk(), expected.public_jwk());
+    // A generator that never yields a scalar: an error, not a loop or a panic.
+    assert_eq!(
+        EphemeralKeyPair::generate(&mut Rigged {
+            bad: usize::MAX,
+            next: 0
+        })
+        .err(),
+        Some(LegacyError::KeyGeneration)
+    );
+}
