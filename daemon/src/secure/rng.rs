@@ -5,9 +5,9 @@
 //! engine task can own one. Why not the kernel for every draw: a `getrandom` syscall costs
 //! ~0.35 µs, more than the rest of a legacy message's IV handling together, while a ChaCha
 //! keystream seeded with 256 bits from the kernel is indistinguishable from it for any feasible
-//! attacker. The reseeding bounds what a leaked generator state reveals: at most the next 64 KiB
-//! of output, never the earlier output (ChaCha cannot be run backwards from a state without the
-//! seed), nor anything after the next reseed.
+//! attacker. The reseeding bounds what a leaked generator state reveals: the state holds the
+//! ChaCha key, so it gives away the output since the last reseed and up to the next one (64 KiB
+//! each way at most), but nothing drawn under an earlier or a later seed.
 //!
 //! If a reseed fails (the kernel refuses `getrandom`, which does not happen once it has been
 //! seeded), the generator keeps going from its current state and tries again at the next
