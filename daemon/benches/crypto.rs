@@ -10,12 +10,13 @@ mod cases;
 
 fn legacy(c: &mut Criterion) {
     let key = cases::legacy_key();
+    let mut rng = cases::rng();
     let mut g = c.benchmark_group("legacy_message_roundtrip");
     for size in cases::SIZES {
         let msg = cases::inner_message(size);
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_with_input(BenchmarkId::from_parameter(size), &msg, |b, msg| {
-            b.iter(|| cases::legacy_roundtrip(&key, msg))
+            b.iter(|| cases::legacy_roundtrip(&key, msg, &mut rng))
         });
     }
     g.finish();
@@ -45,8 +46,9 @@ fn native(c: &mut Criterion) {
 
 fn handshakes(c: &mut Criterion) {
     let jwk = cases::p256_peer_jwk();
+    let mut rng = cases::rng();
     c.bench_function("p256_handshake_one_side", |b| {
-        b.iter(|| cases::p256_handshake(&jwk))
+        b.iter(|| cases::p256_handshake(&jwk, &mut rng))
     });
     let parties = cases::native_parties();
     c.bench_function("native_handshake_both_sides", |b| {

@@ -14,9 +14,8 @@ use super::types::*;
 use crate::config::{Config, MemlockPolicy};
 use crate::otr::session::Session;
 use crate::rocketchat::{self, Client, ClientConfig, ClientEvent, Credentials, DirectRoom};
+use crate::secure::SecureRng;
 use crate::transport::{Outbox, Report};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -81,7 +80,7 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
             "no Rocket.Chat server configured".to_owned(),
         )
     };
-    let mut rng = StdRng::from_entropy();
+    let mut rng = SecureRng::from_os();
     let identity = Identity::load(cfg.state_dir.as_deref(), &mut rng);
     // The server counts calls per method and connection; the config says how many it allows.
     let pacing = crate::transport::realtime::PacingConfig {
@@ -185,8 +184,8 @@ pub(super) struct Engine {
     pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
     /// Where outboxes report.
     pub(super) reports_tx: mpsc::UnboundedSender<Report>,
-    /// CSPRNG for keys, IVs and ids (seeded from the OS).
-    pub(super) rng: StdRng,
+    /// CSPRNG for keys, IVs and ids (ChaCha12 seeded and reseeded from the kernel).
+    pub(super) rng: SecureRng,
     /// Session counts for GetStatus, kept by `feed`.
     pub(super) tally: SessionTally,
     /// Where GetStatus reads from (engine/status.rs).

@@ -3,13 +3,16 @@
 //! `daemon/benches/crypto.rs` (for detailed local investigation), so both measure the same code.
 //!
 //! Everything is built outside the timed closure; each closure does exactly one operation.
+//! Randomness (IVs, key pairs) comes from [`SecureRng`], the generator the daemon's engine uses,
+//! so the figures include what the daemon pays for it and no more.
 
 use otrd::otr::legacy::{self, EphemeralKeyPair, InnerMessage, PeerPublicKey, SharedKey};
 use otrd::otr::native::{self, InstanceTag, LocalIdentity, NativeSession, SessionContext};
-use otrd::secure::SecretString;
+use otrd::secure::{SecretString, SecureRng};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::hint::black_box;
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -29,19 +32,24 @@ pub fn text(len: usize) -> String {
         .collect()
 }
 
+/// The daemon's generator, seeded from the kernel.
+pub fn rng() -> SecureRng {
+    SecureRng::from_os()
+}
+
 /// A legacy shared key agreed the way two stock clients agree it.
 pub fn legacy_key() -> SharedKey {
-    let a = EphemeralKeyPair::generate(&mut OsRng);
-    let b = EphemeralKeyPair::generate(&mut OsRng);
+    let a = EphemeralKeyPair::generate(&mut rng()).expect("key pair");
+    let b = EphemeralKeyPair::generate(&mut rng()).expect("key pair");
     let b_pub = PeerPublicKey::from_jwk(b.public_jwk()).expect("own JWK parses");
     a.agree(&b_pub).expect("agreement on fresh keys")
 }
 
-/// The whole legacy message path, sender and receiver: inner JSON, AES-128-GCM, `$binary`
-/// envelope, then envelope decode, AES-GCM open and inner JSON parse.
-pub fn legacy_roundtrip(key: &SharedKey, msg: &InnerMessage) {
+/// The whole legacy message path, sender and receiver: inner JSON, AES-128-GCM with a fresh
+/// random IV, `$binary` envelope, then envelope decode, AES-GCM open and inner JSON parse.
+pub fn legacy_roundtrip(key: &SharedKey, msg: &InnerMessage, rng: &mut SecureRng) {
     let pt = msg.to_plaintext().expect("serialize");
-    let env = legacy::encrypt(key, pt.expose(), &mut OsRng).expect("encrypt");
+    let env = legacy::encrypt(key, pt.expose(), rng).expect("encrypt");
     let back = legacy::decrypt(key, &env).expect("decrypt");
     black_box(InnerMessage::parse(&back).expect("parse"));
 }
@@ -57,30 +65,30 @@ pub fn inner_message(len: usize) -> InnerMessage {
     }
 }
 
-/// AES-128-GCM seal of `buf` in place with a cipher built for the call (as the daemon does: keys
-/// live in locked memory and library cipher values are made per operation).
+/// AES-128-GCM seal of `buf` in place with a context built for the call, as the legacy scheme
+/// does (AWS-LC; keys live in locked memory and library cipher values are made per operation).
 pub fn aead_seal(key: &[u8; 16], buf: &mut [u8]) {
-    use aes_gcm::aead::{AeadInPlace, KeyInit};
-    let cipher = aes_gcm::Aes128Gcm::new_from_slice(key).expect("16-byte key");
-    let nonce = aes_gcm::Nonce::from([7u8; 12]);
-    black_box(
-        cipher
-            .encrypt_in_place_detached(&nonce, b"", buf)
-            .expect("seal"),
-    );
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+    let cipher = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).expect("16-byte key"));
+    let nonce = Nonce::assume_unique_for_key([7u8; 12]);
+    let tag = cipher
+        .seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+        .expect("seal");
+    black_box(tag.as_ref());
 }
 
 /// One side of a stock (P-256) handshake: generate our key pair, import the peer's JWK (with its
 /// on-curve check) and derive the shared AES key.
-pub fn p256_handshake(peer_jwk: &str) {
-    let ours = EphemeralKeyPair::generate(&mut OsRng);
+pub fn p256_handshake(peer_jwk: &str, rng: &mut SecureRng) {
+    let ours = EphemeralKeyPair::generate(rng).expect("key pair");
     let peer = PeerPublicKey::from_jwk(peer_jwk).expect("valid JWK");
     black_box(ours.agree(&peer).expect("agree"));
 }
 
 /// A peer's P-256 public key as a JWK string.
 pub fn p256_peer_jwk() -> String {
-    EphemeralKeyPair::generate(&mut OsRng)
+    EphemeralKeyPair::generate(&mut rng())
+        .expect("key pair")
         .public_jwk()
         .to_owned()
 }
@@ -89,6 +97,8 @@ pub fn p256_peer_jwk() -> String {
 pub struct NativeParties {
     a: (LocalIdentity, InstanceTag),
     b: (LocalIdentity, InstanceTag),
+    /// Both sides' generator (one engine each in reality; the cost is the same).
+    rng: RefCell<SecureRng>,
 }
 
 /// Fresh parties for [`native_handshake`].
@@ -102,6 +112,7 @@ pub fn native_parties() -> NativeParties {
             LocalIdentity::generate(&mut OsRng),
             InstanceTag::random(&mut OsRng),
         ),
+        rng: RefCell::new(rng()),
     }
 }
 
@@ -120,14 +131,14 @@ fn stock(sender: &str) -> Value {
 /// The full native handshake, both sides' computation: offer, answer, complete, confirm. Needs
 /// [`X25519_BASEPOINT_OPS`] key generations and [`X25519_DH_OPS`] agreements.
 pub fn native_handshake(p: &NativeParties) -> (NativeSession, NativeSession) {
-    let (pending_a, offer) = native::make_offer(&p.a.0, p.a.1, &mut OsRng);
+    let rng = &mut *p.rng.borrow_mut();
+    let (pending_a, offer) = native::make_offer(&p.a.0, p.a.1, rng);
     let mut hs = stock(ALICE);
     hs["otrd"] = offer;
     let (pending_b, ack) =
-        native::answer(&p.b.0, p.b.1, &ctx(BOB, ALICE), &hs, stock(BOB), &mut OsRng)
-            .expect("answer");
+        native::answer(&p.b.0, p.b.1, &ctx(BOB, ALICE), &hs, stock(BOB), rng).expect("answer");
     let (alice, confirm) = pending_a
-        .complete(&ctx(ALICE, BOB), &hs, &ack, &mut OsRng)
+        .complete(&ctx(ALICE, BOB), &hs, &ack, rng)
         .expect("complete");
     let bob = pending_b.confirm(&confirm.to_value()).expect("confirm");
     (alice, bob)
@@ -161,6 +172,7 @@ pub struct NativePair {
     bob: NativeSession,
     ad_ab: Vec<u8>,
     ad_ba: Vec<u8>,
+    rng: SecureRng,
 }
 
 /// A pair established through [`native_handshake`].
@@ -171,6 +183,7 @@ pub fn native_pair() -> NativePair {
         bob,
         ad_ab: native::message_context(ROOM, ALICE, BOB),
         ad_ba: native::message_context(ROOM, BOB, ALICE),
+        rng: rng(),
     }
 }
 
@@ -179,7 +192,7 @@ pub fn native_pair() -> NativePair {
 pub fn native_roundtrip(pair: &mut NativePair, plaintext: &[u8]) {
     let frame = pair
         .alice
-        .encrypt(plaintext, &pair.ad_ab, &mut OsRng)
+        .encrypt(plaintext, &pair.ad_ab, &mut pair.rng)
         .expect("encrypt");
     black_box(pair.bob.decrypt(&frame, &pair.ad_ab).expect("decrypt"));
 }
@@ -189,7 +202,7 @@ pub fn native_pingpong(pair: &mut NativePair, plaintext: &[u8]) {
     native_roundtrip(pair, plaintext);
     let frame = pair
         .bob
-        .encrypt(plaintext, &pair.ad_ba, &mut OsRng)
+        .encrypt(plaintext, &pair.ad_ba, &mut pair.rng)
         .expect("encrypt");
     black_box(pair.alice.decrypt(&frame, &pair.ad_ba).expect("decrypt"));
 }

@@ -1,9 +1,10 @@
 //! otrd-bench: runs otrd's benchmark suite and writes the Markdown report (issue 7).
 //!
-//! `scripts/bench [--quick] [--out FILE] [--only-ipc | --only-scale]` (or `cargo run -p otrd-bench
-//! --release -- …`). Every figure is a ratio against a reference measured in the same run;
-//! `--quick` runs each benchmark once, briefly, so CI keeps them compiling and working (it never
-//! fails on a figure).
+//! `scripts/bench [--quick] [--out FILE]` (or `cargo run -p otrd-bench --release -- …`). Every
+//! figure is a ratio against a reference measured in the same run; `--quick` runs each benchmark
+//! once, briefly, so CI keeps them compiling and working (it never fails on a figure);
+//! `--only crypto`, `--only ipc` or `--only scale` runs one section (a partial report, labelled
+//! as such).
 //!
 //! Modules: `timing` (samplers), `anchors` (Node WebCrypto, openssl speed), `cases` (crypto
 //! fixtures shared with daemon/benches), `crypto`, `harness` (rcsim, otrd processes, clients),
@@ -44,18 +45,30 @@ struct Args {
     /// Session counts for the scale section (default 1000,10000; quick 20,50).
     #[arg(long, value_delimiter = ',')]
     scale: Vec<usize>,
-    /// Run only the scale section (no crypto, IPC or end-to-end figures).
-    #[arg(long, conflicts_with = "only_ipc")]
+    /// Run only one section: `crypto` (in-process figures and their Node/OpenSSL references,
+    /// seconds), `ipc` (GetStatus vs a raw echo, fan-out, idle RSS) or `scale` (many sessions).
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+    /// Same as `--only scale` (kept for existing scripts).
+    #[arg(long, hide = true, conflicts_with = "only")]
     only_scale: bool,
-    /// Run only the IPC section (GetStatus vs raw echo, fan-out, idle RSS).
-    #[arg(long)]
-    only_ipc: bool,
     /// Internal: run as the scale section's peer process against this rcsim URL.
     #[arg(long, hide = true, requires = "peers")]
     peers_of: Option<String>,
     /// Internal: how many peers the peer process runs.
     #[arg(long, hide = true)]
     peers: Option<usize>,
+}
+
+/// A section that `--only` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// Section 1: crypto and the DDP decoder, in-process.
+    Crypto,
+    /// Section 2: the IPC figures alone (GetStatus vs raw echo, fan-out, idle RSS).
+    Ipc,
+    /// Section 4: one daemon with many established sessions.
+    Scale,
 }
 
 /// Sections 2–3: IPC and, unless `ipc_only`, end to end (daemons against rcsim).
@@ -145,22 +158,30 @@ fn main() -> Result<()> {
     let mut figures: Vec<Figure> = Vec::new();
     let mut missing: Vec<NotMeasured> = Vec::new();
 
+    let only = if args.only_scale {
+        Some(Section::Scale)
+    } else {
+        args.only
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    if args.only_ipc {
-        rt.block_on(load(args.quick, true, &mut figures))?;
-    } else if !args.only_scale {
+    if matches!(only, None | Some(Section::Crypto)) {
         eprintln!("otrd-bench: references (node, openssl speed)…");
         let node = anchors::node(args.quick)?;
         let ossl = anchors::openssl()?;
         eprintln!("otrd-bench: crypto…");
         figures.extend(crypto::run(budget, &node, &ossl));
+    }
+    if only == Some(Section::Ipc) {
+        rt.block_on(load(args.quick, true, &mut figures))?;
+    }
+    if only.is_none() {
         rt.block_on(load(args.quick, false, &mut figures))?;
         rt.block_on(realtime_section(args.quick, &mut figures))?;
     }
-    if !args.only_ipc {
+    if matches!(only, None | Some(Section::Scale)) {
         rt.block_on(scale_section(
             args.quick,
             &args.scale,
@@ -170,11 +191,17 @@ fn main() -> Result<()> {
     }
 
     let header = format!(
-        "# otrd benchmark report\n\nMode: {}. Machine: {} CPUs, {}. Run took {:.0} s. Load average \
+        "# otrd benchmark report\n\nMode: {}{}. Machine: {} CPUs, {}. Run took {:.0} s. Load average \
          (1/5/15 min) at the start: {}; at the end: {}.\n\n\
          Each figure is measured in the same run as its reference. The machine is shared with other \
          builds, so absolute numbers are noisy; ratios are steadier. Regenerate with `scripts/bench`.",
         if args.quick { "quick (figures meaningless; CI smoke run)" } else { "full" },
+        match only {
+            None => "",
+            Some(Section::Crypto) => ", crypto section only (`--only crypto`)",
+            Some(Section::Ipc) => ", IPC section only (`--only ipc`)",
+            Some(Section::Scale) => ", scale section only (`--only scale`)",
+        },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         std::env::consts::ARCH,
         started.elapsed().as_secs_f64(),

@@ -3,12 +3,16 @@
 //! Chat message: `{"_id","text","userId","ack","ts":{"$date":ms}}` in exactly that order (EJSON
 //! output of the stock client). Ack payload: `{"text":<token acknowledged>,"ack":<new token>}`.
 //! Unknown members are ignored on input, as stock clients do, leaving room for otrd extensions.
+//!
+//! Output is written by [`super::json`] straight into one exactly sized zeroizing buffer (the same
+//! bytes `serde_json` and `JSON.stringify` produce); input is parsed with `serde_json`, which takes
+//! any member order, whitespace and escapes a peer may send.
 
+use super::json;
 use super::LegacyError;
 use crate::secure::{SecretBytes, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
-use zeroize::Zeroizing;
 
 /// A decrypted (or to-be-encrypted) chat message.
 #[derive(Clone, PartialEq)]
@@ -34,23 +38,6 @@ impl fmt::Debug for InnerMessage {
             .field("ts_ms", &self.ts_ms)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Serialize)]
-struct WireOut<'a> {
-    #[serde(rename = "_id")]
-    id: &'a str,
-    text: &'a str,
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    ack: &'a str,
-    ts: DateOut,
-}
-
-#[derive(Serialize)]
-struct DateOut {
-    #[serde(rename = "$date")]
-    date: i64,
 }
 
 #[derive(Deserialize)]
@@ -79,33 +66,42 @@ impl<'de> Deserialize<'de> for SecretText {
     }
 }
 
-/// Serializes into a buffer sized for the worst-case escaping, so it is never reallocated.
-fn to_secret_json(value: &impl Serialize, text_len: usize) -> Result<SecretBytes, LegacyError> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(text_len * 6 + 256));
-    serde_json::to_writer(&mut *buf, value)
-        .map_err(|_| LegacyError::Plaintext("cannot serialize"))?;
-    Ok(SecretBytes::new(std::mem::take(&mut *buf)))
-}
-
 impl InnerMessage {
-    /// The exact plaintext bytes a stock client would produce for this message.
+    /// The exact plaintext bytes a stock client would produce for this message:
+    /// `{"_id":…,"text":…,"userId":…,"ack":…,"ts":{"$date":…}}`.
     pub fn to_plaintext(&self) -> Result<SecretBytes, LegacyError> {
-        let wire = WireOut {
-            id: &self.id,
-            text: self.text.expose(),
-            user_id: &self.user_id,
-            ack: &self.ack,
-            ts: DateOut { date: self.ts_ms },
-        };
-        to_secret_json(
-            &wire,
-            self.text.len() + self.id.len() + self.user_id.len() + self.ack.len(),
-        )
+        let text = self.text.expose();
+        Ok(json::write_sized(
+            &[&self.id, text, &self.user_id, &self.ack],
+            r#"{"_id":,"text":,"userId":,"ack":,"ts":{"$date":}}"#.len() + json::I64_MAX_LEN,
+            |w| {
+                w.raw(r#"{"_id":"#);
+                w.string(&self.id);
+                w.raw(r#","text":"#);
+                w.string(text);
+                w.raw(r#","userId":"#);
+                w.string(&self.user_id);
+                w.raw(r#","ack":"#);
+                w.string(&self.ack);
+                w.raw(r#","ts":{"$date":"#);
+                w.int(self.ts_ms);
+                w.raw("}}");
+            },
+        ))
     }
 
-    /// Parses a decrypted plaintext.
+    /// Parses a decrypted plaintext: the stock client's exact form directly, anything else (other
+    /// member order, whitespace, escapes, extra members) with `serde_json`.
     pub fn parse(plaintext: &SecretBytes) -> Result<Self, LegacyError> {
-        let wire: WireIn = serde_json::from_slice(plaintext.expose())
+        match Self::parse_canonical(plaintext.expose()) {
+            Some(message) => Ok(message),
+            None => Self::parse_general(plaintext.expose()),
+        }
+    }
+
+    /// Any JSON object with the five members, through `serde_json`.
+    pub(super) fn parse_general(plaintext: &[u8]) -> Result<Self, LegacyError> {
+        let wire: WireIn = serde_json::from_slice(plaintext)
             .map_err(|_| LegacyError::Plaintext("not a chat message object"))?;
         let ts_ms = wire
             .ts
@@ -129,6 +125,32 @@ impl InnerMessage {
     }
 }
 
+impl InnerMessage {
+    /// The canonical form `to_plaintext` writes (and stock clients send) without escapes.
+    pub(super) fn parse_canonical(bytes: &[u8]) -> Option<Self> {
+        let mut r = json::CanonicalReader::new(bytes);
+        r.lit(r#"{"_id":"#)?;
+        let id = r.string()?;
+        r.lit(r#","text":"#)?;
+        let text = r.string()?;
+        r.lit(r#","userId":"#)?;
+        let user_id = r.string()?;
+        r.lit(r#","ack":"#)?;
+        let ack = r.string()?;
+        r.lit(r#","ts":{"$date":"#)?;
+        let ts_ms = r.int()?;
+        r.lit("}}")?;
+        r.end()?;
+        Some(Self {
+            id: id.to_owned(),
+            text: SecretString::new(text.to_owned()),
+            user_id: user_id.to_owned(),
+            ack: ack.to_owned(),
+            ts_ms,
+        })
+    }
+}
+
 /// An ack's plaintext: the token being acknowledged and a fresh (unused) one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AckPayload {
@@ -139,9 +161,19 @@ pub struct AckPayload {
 }
 
 impl AckPayload {
-    /// The exact plaintext bytes a stock client would produce.
+    /// The exact plaintext bytes a stock client would produce: `{"text":…,"ack":…}`.
     pub fn to_plaintext(&self) -> Result<SecretBytes, LegacyError> {
-        to_secret_json(self, self.text.len() + self.ack.len())
+        Ok(json::write_sized(
+            &[&self.text, &self.ack],
+            r#"{"text":,"ack":}"#.len(),
+            |w| {
+                w.raw(r#"{"text":"#);
+                w.string(&self.text);
+                w.raw(r#","ack":"#);
+                w.string(&self.ack);
+                w.raw("}");
+            },
+        ))
     }
 
     /// Parses a decrypted ack plaintext.

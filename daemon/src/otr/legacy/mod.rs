@@ -4,13 +4,14 @@
 //!   the shared AES-128 key (first 16 bytes of SHA-256 of the raw shared x-coordinate).
 //! - [`cipher`] — AES-128-GCM with a random 12-byte IV, `IV || ct || tag`, wrapped as the EJSON
 //!   string `{"$binary":"<base64>"}`.
-//! - [`inner`] — the plaintext JSON inside: chat messages and ack payloads.
+//! - [`inner`] — the plaintext JSON inside: chat messages and ack payloads (written by `json`).
 //!
 //! The scheme is weak by design (no authentication, one key both ways, PROTOCOL.md §9); the
 //! session layer adds the protections that do not break stock peers.
 
 pub mod cipher;
 pub mod inner;
+mod json;
 pub mod keys;
 
 #[cfg(test)]
@@ -29,6 +30,9 @@ pub enum LegacyError {
     /// A private key given for import is not a valid P-256 scalar.
     #[error("invalid private key")]
     InvalidPrivateKey,
+    /// No key pair could be made (the generator or the curve library failed).
+    #[error("key generation failed")]
+    KeyGeneration,
     /// The ECDH computation failed.
     #[error("key agreement failed")]
     KeyAgreement,

@@ -181,8 +181,8 @@ fn protocol_section_1_6_vector() {
 #[test]
 fn random_encryption_round_trips_with_fresh_ivs() {
     let mut rng = StdRng::seed_from_u64(1);
-    let a = EphemeralKeyPair::generate(&mut rng);
-    let b = EphemeralKeyPair::generate(&mut rng);
+    let a = EphemeralKeyPair::generate(&mut rng).expect("key pair");
+    let b = EphemeralKeyPair::generate(&mut rng).expect("key pair");
     let key = a
         .agree(&PeerPublicKey::from_jwk(b.public_jwk()).expect("jwk"))
         .expect("agree");
@@ -298,4 +298,203 @@ fn debug_output_hides_keys_and_plaintext() {
     };
     assert!(!format!("{inner:?}").contains("secret words"));
     assert!(!format!("{:?}", SecretBytes::from(b"xyz".to_vec())).contains("xyz"));
+}
+
+#[test]
+fn canonical_parse_agrees_with_serde_json_or_defers_to_it() {
+    let texts = [
+        "",
+        "hello",
+        "the quick brown fox jumps over the lazy dog, twice over: the quick brown fox",
+        "line one\nline two\ttab \"quoted\" back\\slash \u{1}",
+        "héllo wörld — 😀 / \u{7f}",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let msg = InnerMessage {
+            id: format!("Hx7dPq2WxYz7mN3a{i}"),
+            text: SecretString::from(*text),
+            user_id: "aLiCe7yNSKqG3mZ2p".into(),
+            ack: "9f8e7d6c5b4a3f2e1d0c".into(),
+            ts_ms: [0, 1_735_732_800_456, -5][i % 3],
+        };
+        let plain = msg.to_plaintext().expect("ser");
+        let general = InnerMessage::parse_general(plain.expose()).expect("serde parses");
+        assert_eq!(general, msg);
+        match InnerMessage::parse_canonical(plain.expose()) {
+            Some(fast) => assert_eq!(fast, msg, "{text:?}"),
+            // Only texts with escapes leave the fast path.
+            None => assert!(text.contains(['\n', '"', '\\', '\u{1}']), "{text:?}"),
+        }
+        assert_eq!(InnerMessage::parse(&plain).expect("parse"), msg);
+    }
+    // Valid but not canonical: whitespace, member order, extra members, float dates. The fast
+    // path defers and the result is serde_json's.
+    for (json, ts) in [
+        (
+            r#"{ "_id":"i","text":"t","userId":"u","ack":"a","ts":{"$date":5}}"#,
+            5,
+        ),
+        (
+            r#"{"text":"t","_id":"i","userId":"u","ack":"a","ts":{"$date":5}}"#,
+            5,
+        ),
+        (
+            r#"{"_id":"i","text":"t","userId":"u","ack":"a","ts":{"$date":5},"x":1}"#,
+            5,
+        ),
+        (
+            r#"{"_id":"i","text":"t","userId":"u","ack":"a","ts":{"$date":5.0}}"#,
+            5,
+        ),
+        (
+            r#"{"_id":"i","text":"t","userId":"u","ack":"a","ts":{"$date":12345678901234567890}}"#,
+            i64::MAX,
+        ),
+    ] {
+        assert!(
+            InnerMessage::parse_canonical(json.as_bytes()).is_none(),
+            "{json}"
+        );
+        let parsed = InnerMessage::parse(&SecretBytes::from(json.as_bytes().to_vec()))
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(
+            (parsed.id.as_str(), parsed.text.expose(), parsed.ts_ms),
+            ("i", "t", ts)
+        );
+    }
+    // Invalid: refused by both paths.
+    for json in [
+        r#"{"_id":"i","text":"t","userId":"u","ack":"a","ts":{"$date":01}}"#,
+        r#"{"_id":"i","text":"t","userId":"u","ack":"a","ts":{"$date":5}}x"#,
+        "{\"_id\":\"i\",\"text\":\"raw\ncontrol\",\"userId\":\"u\",\"ack\":\"a\",\"ts\":{\"$date\":5}}",
+        r#"{"_id":"i","text":"t","userId":"u","ts":{"$date":5}}"#,
+    ] {
+        assert!(InnerMessage::parse_canonical(json.as_bytes()).is_none(), "{json}");
+        assert!(
+            InnerMessage::parse(&SecretBytes::from(json.as_bytes().to_vec())).is_err(),
+            "{json}"
+        );
+    }
+    let bad_utf8 =
+        b"{\"_id\":\"i\",\"text\":\"\xff\",\"userId\":\"u\",\"ack\":\"a\",\"ts\":{\"$date\":5}}";
+    assert!(InnerMessage::parse(&SecretBytes::from(bad_utf8.to_vec())).is_err());
+}
+
+#[test]
+fn envelopes_in_other_json_forms_decrypt_the_same() {
+    let (a, _) = protocol_pairs();
+    let key = a
+        .agree(&PeerPublicKey::from_jwk(B_PUB).expect("B"))
+        .expect("agree");
+    let plain = decrypt(&key, MSG_FIELD).expect("canonical");
+    let b64 = &MSG_FIELD[r#"{"$binary":""#.len()..MSG_FIELD.len() - 2];
+    for form in [
+        format!(r#"{{ "$binary" : "{b64}" }}"#),
+        format!(r#"{{"\u0024binary":"{b64}"}}"#),
+        format!(
+            r#"{{"$binary":"\u{:04x}{}"}}"#,
+            u32::from(b64.as_bytes()[0]),
+            &b64[1..]
+        ),
+    ] {
+        assert_eq!(
+            decrypt(&key, &form).expect("decrypts").expose(),
+            plain.expose(),
+            "{form}"
+        );
+    }
+    // Non-canonical base64 (unused bits set in the last symbol): refused as before.
+    let ack_b64 = &ACK_FIELD[r#"{"$binary":""#.len()..ACK_FIELD.len() - 2];
+    let last = ack_b64.trim_end_matches('=');
+    let tweaked = format!(r#"{{"$binary":"{}B=="}}"#, &last[..last.len() - 1]);
+    assert!(
+        matches!(decrypt(&key, &tweaked), Err(LegacyError::Envelope(_))),
+        "{tweaked}"
+    );
+}
+
+#[test]
+fn peer_coordinates_must_be_reduced() {
+    // (0, sqrt(b)) is on P-256; the same point with x written as p (≡ 0) is not an encoding
+    // WebCrypto accepts, and neither do we.
+    let y = "ZkhceA4vg9ckM71dhKBrtlQcKvMdrocXKL-FahdPk_Q";
+    let jwk = |x: &str| {
+        format!(r#"{{"crv":"P-256","ext":true,"key_ops":[],"kty":"EC","x":"{x}","y":"{y}"}}"#)
+    };
+    let zero = PeerPublicKey::from_jwk(&jwk("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+        .expect("(0, sqrt(b)) is a valid point");
+    assert_eq!(
+        zero.to_jwk(),
+        jwk("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+    assert!(matches!(
+        PeerPublicKey::from_jwk(&jwk("_____wAAAAEAAAAAAAAAAAAAAAD_______________8")),
+        Err(LegacyError::InvalidPublicKey(_))
+    ));
+}
+
+/// P-256's group order n, big-endian.
+const ORDER: &str = "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";
+
+#[test]
+fn private_scalars_outside_one_to_n_are_refused() {
+    let n = hex(ORDER);
+    let mut n_minus_1 = n.clone();
+    n_minus_1[31] -= 1;
+    assert!(EphemeralKeyPair::from_private_bytes(locked32(&n_minus_1)).is_ok());
+    for bad in [vec![0u8; 32], n, vec![0xff; 32]] {
+        assert_eq!(
+            EphemeralKeyPair::from_private_bytes(locked32(&bad)).err(),
+            Some(LegacyError::InvalidPrivateKey)
+        );
+    }
+}
+
+/// An RNG that first yields `bad` draws of all-ones bytes (≥ n, not a scalar), then counts up.
+struct Rigged {
+    bad: usize,
+    next: u8,
+}
+
+impl rand::RngCore for Rigged {
+    fn next_u32(&mut self) -> u32 {
+        rand::RngCore::next_u64(self) as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        if self.bad > 0 {
+            self.bad -= 1;
+            dest.fill(0xff);
+        } else {
+            self.next = self.next.wrapping_add(1);
+            dest.fill(self.next);
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand::CryptoRng for Rigged {}
+
+#[test]
+fn generation_redraws_out_of_range_scalars_and_gives_up_cleanly() {
+    // Two draws ≥ n, then a valid one: the pair is the third draw's.
+    let pair = EphemeralKeyPair::generate(&mut Rigged { bad: 2, next: 0 }).expect("third draw");
+    let expected = EphemeralKeyPair::from_private_bytes(locked32(&[1u8; 32])).expect("valid");
+    assert_eq!(pair.public_jwk(), expected.public_jwk());
+    // A generator that never yields a scalar: an error, not a loop or a panic.
+    assert_eq!(
+        EphemeralKeyPair::generate(&mut Rigged {
+            bad: usize::MAX,
+            next: 0
+        })
+        .err(),
+        Some(LegacyError::KeyGeneration)
+    );
 }

@@ -165,7 +165,7 @@ fn a_tampered_acknowledge_raises_key_confirmation_failed_and_establishes_nothing
     let mut alice = session(A, B, "bob", setup());
     let mut bob = session(B, A, "alice", setup());
     let (_a, completed) = handshake(&mut alice, &mut bob, |ack| {
-        let swapped = crate::otr::legacy::EphemeralKeyPair::generate(&mut OsRng);
+        let swapped = crate::otr::legacy::EphemeralKeyPair::generate(&mut OsRng).expect("key pair");
         ack["publicKey"] = json!(swapped.public_jwk());
     });
     // The swapped stock key changes the transcript: confirmation fails, nothing is established.

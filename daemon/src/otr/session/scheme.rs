@@ -185,13 +185,18 @@ pub(super) struct PeerOffer {
     pub(super) payload: Value,
 }
 
+/// A key pair could not be made (the generator or AWS-LC failed): the handshake cannot go on.
+fn key_generation(e: LegacyError) -> SessionError {
+    SessionError::Crypto(format!("legacy key pair: {e}"))
+}
+
 /// Builds our offer for `pref`.
 pub(super) fn offer(
     pref: SchemePreference,
     setup: Option<&NativeSetup>,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<OwnOffer, SessionError> {
-    let legacy = EphemeralKeyPair::generate(rng);
+    let legacy = EphemeralKeyPair::generate(rng).map_err(key_generation)?;
     match (pref, setup) {
         (SchemePreference::Native, None) => Err(SessionError::NativeUnavailable),
         (SchemePreference::Legacy, _) | (SchemePreference::Auto, None) => Ok(OwnOffer {
@@ -264,7 +269,7 @@ pub(super) fn answer(
     now: i64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Answered, SessionError> {
-    let pair = EphemeralKeyPair::generate(rng);
+    let pair = EphemeralKeyPair::generate(rng).map_err(key_generation)?;
     let base = json!({
         "roomId": ctx.room_id,
         "userId": ctx.my_uid,

@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 /// Lowercase hex SHA-256 of the UTF-8 password: what Meteor's `sha-256` login expects. The
 /// digest is password-equivalent for this server, so it is zeroized too.
 pub(super) fn password_digest(password: &SecretString) -> Zeroizing<String> {
-    let hash = Zeroizing::new(Sha256::digest(password.expose().as_bytes()));
+    let hash: Zeroizing<[u8; 32]> =
+        Zeroizing::new(Sha256::digest(password.expose().as_bytes()).into());
     let mut hex = Zeroizing::new(String::with_capacity(64));
     for b in hash.iter() {
         // Writing to a String cannot fail.

@@ -31,6 +31,7 @@ fn to_a(r: &mut Relay, message: Value) -> Vec<String> {
 fn forged_signalling_is_reported_and_changes_nothing() {
     let mut r = Relay::established(Side::A);
     let jwk = crate::otr::legacy::EphemeralKeyPair::generate(&mut r.rng)
+        .expect("key pair")
         .public_jwk()
         .to_owned();
     for payload in [
@@ -92,6 +93,7 @@ fn forged_signalling_is_reported_and_changes_nothing() {
 fn unsolicited_acknowledge_never_rekeys() {
     let mut r = Relay::established(Side::A);
     let jwk = crate::otr::legacy::EphemeralKeyPair::generate(&mut r.rng)
+        .expect("key pair")
         .public_jwk()
         .to_owned();
     let ack = json!({"roomId": ROOM, "userId": B_UID, "publicKey": jwk});

@@ -8,7 +8,7 @@ fn single(side: Side, policy: SessionPolicy) -> (Session, StdRng) {
 }
 
 fn handshake_from(from: Side, rng: &mut StdRng, refresh: bool) -> Value {
-    let pair = crate::otr::legacy::EphemeralKeyPair::generate(rng);
+    let pair = crate::otr::legacy::EphemeralKeyPair::generate(rng).expect("key pair");
     let mut p = json!({"roomId": ROOM, "userId": from.uid(), "publicKey": pair.public_jwk()});
     if refresh {
         p["refresh"] = Value::Bool(true);
