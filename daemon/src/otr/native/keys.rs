@@ -168,6 +168,20 @@ pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
+/// HMAC-SHA256(key, [0x01]) and HMAC-SHA256(key, [0x02]): the Double Ratchet's chain step, with the
+/// key's inner and outer pads computed once for both.
+pub(crate) fn hmac_pair(key: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
+    let Ok(keyed) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return (Zeroizing::new([0u8; 32]), Zeroizing::new([0u8; 32]));
+    };
+    let one = |byte: u8| {
+        let mut mac = keyed.clone();
+        mac.update(&[byte]);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    };
+    (one(0x01), one(0x02))
+}
+
 /// Constant-time equality of two MACs.
 pub(crate) fn mac_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;

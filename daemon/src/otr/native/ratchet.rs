@@ -10,14 +10,13 @@
 //! forged or replayed frame changes nothing.
 
 use super::frame::{Header, HEADER_LEN};
-use super::keys::{dh, hkdf, hmac, locked_from, mac_eq, public_of, random_key};
+use super::keys::{dh, hkdf, hmac, hmac_pair, locked_from, mac_eq, public_of, random_key};
 use super::{Fingerprint, InstanceTag, NativeError};
 use crate::secure::{LockedKey, SecretBytes};
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use std::collections::HashMap;
 use std::fmt;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Most message keys skipped in one chain for one incoming message.
 pub const MAX_SKIP: u32 = 100;
@@ -40,19 +39,24 @@ pub(crate) fn kdf_rk(root: &LockedKey<32>, dh_out: &[u8]) -> (LockedKey<32>, Loc
 
 /// `KDF_CK`: message key = HMAC(CK, 0x01), next chain key = HMAC(CK, 0x02).
 fn kdf_ck(chain: &LockedKey<32>) -> (LockedKey<32>, LockedKey<32>) {
-    let mut mk = hmac(chain.expose(), &[&[0x01]]);
-    let mut next = hmac(chain.expose(), &[&[0x02]]);
+    let (mut mk, mut next) = hmac_pair(chain.expose());
     (LockedKey::new(&mut mk), LockedKey::new(&mut next))
 }
 
+/// GCM tag length.
+const TAG_LEN: usize = 16;
+
 /// AES-256-GCM key and nonce from a message key: HKDF(ikm = mk, info "otrd v1 message") → 44 bytes.
-fn message_cipher(mk: &LockedKey<32>) -> Option<(Aes256Gcm, [u8; 12])> {
+/// The AEAD context (AWS-LC, as the legacy scheme) lives for one message: its key schedule is in
+/// AWS-LC's heap only for that call, and AWS-LC wipes it on free.
+fn message_cipher(mk: &LockedKey<32>) -> Option<(LessSafeKey, Nonce)> {
     let mut okm = Zeroizing::new([0u8; 44]);
     hkdf(&[0u8; 32], mk.expose(), b"otrd v1 message", okm.as_mut());
-    let cipher = Aes256Gcm::new_from_slice(&okm[..32]).ok()?;
+    let key = UnboundKey::new(&AES_256_GCM, &okm[..32]).ok()?;
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(&okm[32..]);
-    Some((cipher, nonce))
+    // Each message key is used once, so each nonce is too.
+    Some((LessSafeKey::new(key), Nonce::assume_unique_for_key(nonce)))
 }
 
 /// What the handshake hands over to start the ratchet.
@@ -250,19 +254,25 @@ impl NativeSession {
         let head = header.encode();
         let (cipher, nonce) = message_cipher(&mk).ok_or(NativeError::EncryptFailed)?;
         let aad = [&head[..], ad].concat();
-        let ct = cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| NativeError::EncryptFailed)?;
-        let mut frame = Vec::with_capacity(HEADER_LEN + ct.len());
+        // Sealed in place in the frame, sized up front so the plaintext is never reallocated;
+        // wiped if sealing fails and the plaintext would stay.
+        let mut frame = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         frame.extend_from_slice(&head);
-        frame.extend_from_slice(&ct);
-        Ok(frame)
+        frame.extend_from_slice(plaintext);
+        match cipher.seal_in_place_separate_tag(
+            nonce,
+            Aad::from(&aad[..]),
+            &mut frame[HEADER_LEN..],
+        ) {
+            Ok(tag) => {
+                frame.extend_from_slice(tag.as_ref());
+                Ok(frame)
+            }
+            Err(_) => {
+                frame.zeroize();
+                Err(NativeError::EncryptFailed)
+            }
+        }
     }
 
     /// Decrypts one frame. `ad` is [`super::message_context`]`(room, peer uid, own uid)`. On any
@@ -276,6 +286,9 @@ impl NativeSession {
             return Err(NativeError::NotForThisInstance);
         }
         let aad = [head, ad].concat();
+        if let Some(pt) = self.decrypt_next_in_chain(&header, &aad, ct)? {
+            return Ok(pt);
+        }
         let mut st = self.state.clone();
 
         if let Some(sk) = st.skipped.remove(&(header.ratchet, header.n)) {
@@ -302,6 +315,34 @@ impl NativeSession {
         Ok(pt)
     }
 
+    /// The common case — the next message of the current receiving chain — without copying the
+    /// state: it changes only after the frame opened, exactly as the general path commits.
+    /// `Ok(None)` hands every other case to the general path.
+    fn decrypt_next_in_chain(
+        &mut self,
+        header: &Header,
+        aad: &[u8],
+        ct: &[u8],
+    ) -> Result<Option<SecretBytes>, NativeError> {
+        let st = &mut self.state;
+        let Some(chain) = st.receiving.as_ref() else {
+            return Ok(None);
+        };
+        if header.ratchet != st.peer_ratchet
+            || header.n != st.nr
+            || st.skipped.contains_key(&(header.ratchet, header.n))
+        {
+            return Ok(None);
+        }
+        let nr = st.nr.checked_add(1).ok_or(NativeError::CounterExhausted)?;
+        let (mk, next) = kdf_ck(chain);
+        let pt = open(&mk, aad, ct)?;
+        st.receiving = Some(next);
+        st.nr = nr;
+        st.finish_receive();
+        Ok(Some(pt))
+    }
+
     /// A copy of the whole state, to show that a later snapshot cannot open earlier frames.
     #[cfg(test)]
     pub(crate) fn snapshot(&self) -> NativeSession {
@@ -318,10 +359,13 @@ impl NativeSession {
 
 fn open(mk: &LockedKey<32>, aad: &[u8], ct: &[u8]) -> Result<SecretBytes, NativeError> {
     let (cipher, nonce) = message_cipher(mk).ok_or(NativeError::DecryptFailed)?;
-    cipher
-        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
-        .map(SecretBytes::new)
-        .map_err(|_| NativeError::DecryptFailed)
+    let mut buf = SecretBytes::new(ct.to_vec());
+    let len = cipher
+        .open_in_place(nonce, Aad::from(aad), buf.vec_mut())
+        .map_err(|_| NativeError::DecryptFailed)?
+        .len();
+    buf.vec_mut().truncate(len);
+    Ok(buf)
 }
 
 impl State {
