@@ -172,15 +172,17 @@ impl Engine {
         else {
             return;
         };
-        if self.rooms.get(&room_id).is_none() || self.following.contains(&room_id) {
-            // A DM we have not loaded (or not followed) yet, or not a 1:1 DM of ours at all: the
-            // signal waits for the DM list to tell (engine/parked.rs).
+        if self.rooms.get(&room_id).is_none() || self.parked.holds_room(&room_id) {
+            // A DM we have not loaded yet, or not a 1:1 DM of ours at all: the signal waits for
+            // the DM list to tell (engine/parked.rs), and later ones for that room wait behind it
+            // to keep their order. Other signals for known rooms never wait here: a room we
+            // opened ourselves is known before its first signal can come back.
             match self.parked.park(&room_id, kind, payload, Instant::now()) {
-                Parking::FirstForRoom if self.rooms.get(&room_id).is_none() => {
+                Parking::FirstForRoom => {
                     tracing::debug!(room = %room_id, kind = kind.as_str(), "signal for an unknown room parked; reloading DMs");
                     self.reload_rooms();
                 }
-                Parking::FirstForRoom | Parking::Queued => {}
+                Parking::Queued => {}
                 Parking::TooLarge => {
                     tracing::debug!(room = %room_id, kind = kind.as_str(), "oversized signal for an unknown room dropped");
                 }

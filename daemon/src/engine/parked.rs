@@ -7,7 +7,8 @@
 //! So the signal waits here while the DM list is reloaded, and is fed to the session only once the
 //! room is known to be our 1:1 DM and its message stream is followed (so the first OTR message
 //! after the handshake is not missed). It then goes through every check a signal for a known room
-//! does. Bounded in count, size and age: a stranger sending signals for made-up rooms costs a
+//! does (signals for rooms we know go to their sessions at once, never here). Bounded in count,
+//! size and age: a stranger sending signals for made-up rooms costs a
 //! reload of the DM list per room id and a few kilobytes, and never reaches a session.
 
 use crate::otr::session::SignalKind;
@@ -16,7 +17,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Signals kept at once; the oldest goes first.
-pub(super) const MAX_PARKED: usize = 16;
+pub(super) const MAX_PARKED: usize = 64;
 /// Larger payloads are not kept (a handshake with a native offer is well under 2 KiB).
 pub(super) const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 /// How long a signal may wait for its room: a little over the stock client's 10 s answer window.
@@ -91,6 +92,11 @@ impl ParkedSignals {
             .collect()
     }
 
+    /// Whether signals for `room_id` are waiting (a later one must wait behind them).
+    pub(super) fn holds_room(&self, room_id: &str) -> bool {
+        self.entries.iter().any(|p| p.room_id == room_id)
+    }
+
     /// Forgets everything (the lock: nothing from before it may start a session after it).
     pub(super) fn clear(&mut self) {
         self.entries.clear();
@@ -131,6 +137,7 @@ mod tests {
             Parking::FirstForRoom
         );
         assert_eq!(p.len(), 3);
+        assert!(p.holds_room("r1") && !p.holds_room("r3"));
     }
 
     #[test]
