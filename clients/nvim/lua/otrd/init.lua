@@ -108,6 +108,28 @@ local function set_session(peer, s)
   redraw()
 end
 
+-- How far a session has come, for merging RPC answers (below).
+local PROGRESS = {
+  SESSION_STATE_REQUESTED = 1,
+  SESSION_STATE_ESTABLISHING = 1,
+  SESSION_STATE_ESTABLISHED = 2,
+}
+
+--- Applies a session as an RPC answer saw it. Answers and events reach us separately through the
+--- bridge, so an answer can arrive after an event newer than it (a fast peer's `established`
+--- overtaking the StartSession answer that says `establishing`): an answer may fill in a session
+--- or move it forward, never back. Events always apply (set_session).
+local function merge_answer(peer, s)
+  if not peer or peer == '' or not s then
+    return
+  end
+  local cur = M.sessions[peer]
+  local have = cur and (PROGRESS[cur.state] or 0) or 0
+  if cur == nil or have == 0 or (PROGRESS[s.state] or 0) > have then
+    set_session(peer, s)
+  end
+end
+
 local handle = {}
 
 function handle.invitation(inv, replay)
@@ -260,18 +282,22 @@ ensure = function()
     notify(err, vim.log.levels.ERROR)
     return false
   end
-  bridge.request('ListSessions', nil, function(e, result)
-    if e then
-      return -- the bridge's exit reports why
-    end
-    for _, s in ipairs(result.sessions or {}) do
-      set_session(s.peer, s)
-    end
-  end)
   bridge.request('WatchEvents', { includeScrollback = true }, function(e)
     if e then
       notify('cannot watch events: ' .. e.message, vim.log.levels.ERROR)
+      return
     end
+    -- Listed only once the watch is attached: a session that changed before that (say, one the
+    -- first :OtrStart began, established before the stream was up) is caught here, and every
+    -- later change comes as an event.
+    bridge.request('ListSessions', nil, function(e2, result)
+      if e2 then
+        return -- the bridge's exit reports why
+      end
+      for _, s in ipairs(result.sessions or {}) do
+        merge_answer(s.peer, s)
+      end
+    end)
   end)
   return true
 end
@@ -344,7 +370,7 @@ function M.start(user, scheme)
   end
   call('StartSession', params, function(result)
     if result.session then
-      set_session(result.session.peer, result.session)
+      merge_answer(result.session.peer, result.session)
     end
     M.open(user)
     notify('invited ' .. user .. '; waiting for the session to be established')
@@ -360,7 +386,7 @@ function M.accept(user)
   end
   call('AcceptSession', { peer = peer_ref(user) }, function(result)
     if result.session then
-      set_session(result.session.peer, result.session)
+      merge_answer(result.session.peer, result.session)
     end
     if M.last_inviter == user then
       M.last_inviter = nil
