@@ -29,7 +29,8 @@ end
 
 local function wait_for(what, cond)
   if not vim.wait(WAIT_MS, cond, 20) then
-    error('timed out waiting for ' .. what, 2)
+    -- What the plugin believed at that moment, to tell a missed event from a stuck session.
+    error('timed out waiting for ' .. what .. '; sessions: ' .. vim.inspect(require('otrd').sessions), 2)
   end
 end
 
