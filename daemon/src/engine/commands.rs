@@ -148,6 +148,21 @@ impl Engine {
             self.reply(reply, Err(err));
             return;
         };
+        self.spawn_resolve(username, AfterResolve::Start { scheme, reply });
+    }
+
+    pub(super) fn start_in_room(
+        &mut self,
+        room_id: &str,
+        scheme: SchemePreference,
+    ) -> Result<SessionInfo, EngineError> {
+        self.check_memory_policy()?;
+        self.drive_user(room_id, Input::Start { scheme })
+    }
+
+    /// Opens (or creates) the DM with `username` off the engine task; `then` runs with the result
+    /// (Internal::Resolved). Without a connection there is nothing to ask.
+    pub(super) fn spawn_resolve(&self, username: String, then: AfterResolve) {
         let Some(client) = self.client.clone() else {
             return;
         };
@@ -160,18 +175,9 @@ impl Engine {
             let _ = tx.send(Internal::Resolved {
                 username,
                 result,
-                then: AfterResolve::Start { scheme, reply },
+                then,
             });
         });
-    }
-
-    pub(super) fn start_in_room(
-        &mut self,
-        room_id: &str,
-        scheme: SchemePreference,
-    ) -> Result<SessionInfo, EngineError> {
-        self.check_memory_policy()?;
-        self.drive_user(room_id, Input::Start { scheme })
     }
 
     fn end_all(&mut self) -> u32 {

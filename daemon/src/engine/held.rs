@@ -13,7 +13,7 @@
 //!
 //! Contacts without `require_otr` are untouched: SendMessage fails at once unless established.
 
-use super::core::{now_ms, Engine, Internal};
+use super::core::{now_ms, Engine};
 use super::handle::SentMessage;
 use super::types::*;
 use crate::secure::SecretString;
@@ -215,21 +215,7 @@ impl Engine {
         if !self.held.resolving.insert(username.clone()) {
             return;
         }
-        let Some(client) = self.client.clone() else {
-            return;
-        };
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let result = client
-                .open_direct_room(&username)
-                .await
-                .map_err(|e| e.to_string());
-            let _ = tx.send(Internal::Resolved {
-                username,
-                result,
-                then: AfterResolve::Held,
-            });
-        });
+        self.spawn_resolve(username, AfterResolve::Held);
     }
 
     /// The DM for held messages is known (or not): start OTR in it, or fail them.
