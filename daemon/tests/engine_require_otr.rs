@@ -207,21 +207,23 @@ async fn at_most_64_wait_per_peer_and_end_all_fails_them_all() {
     assert!(!sim.audit().contains("lock me"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_without_a_dm_gets_one_and_the_message_waits_for_it() {
+/// `me` requires OTR with carol, who has no DM with `me` yet (her only DM, with echo, is how the
+/// test sees her subscriptions in place: `connected` waits for a loaded room list). A send to
+/// carol opens the DM, starts OTR and arrives encrypted; with `quiet_new_dms` the server never
+/// announces the new DM, so carol's daemon learns of it only by reloading its DM list.
+async fn carol_gets_a_held_message_in_a_new_dm(quiet_new_dms: bool, message: &str) {
     let mut cfg = rcsim::SimConfig::demo();
     cfg.users.push(rcsim::UserConfig::new(
         "CarolUser0000001d",
         "carol",
         "carol",
     ));
-    // Carol's only DM (with echo) is how the test sees that her subscriptions are in place
-    // (`connected` waits for a loaded room list): an invitation sent before them would be lost.
     cfg.dms.push(rcsim::DmConfig {
         id: String::new(),
         usernames: ["carol".to_string(), "echo".to_string()],
     });
     let sim = sim(cfg).await;
+    sim.set_quiet_new_dms(quiet_new_dms);
     let url = sim.http_url();
     let (me, _) = engine::spawn(requiring_otr(
         account(&url, "me", "demo", false, None),
@@ -233,16 +235,27 @@ async fn a_peer_without_a_dm_gets_one_and_the_message_waits_for_it() {
     let (_, mut carol_ev) = carol.watch(false).await.unwrap();
     let sent = tokio::time::timeout(
         ENGINE_WAIT,
-        me.send(PeerRef::Username("carol".into()), text("to a new DM")),
+        me.send(PeerRef::Username("carol".into()), text(message)),
     )
     .await
     .unwrap()
     .unwrap();
     assert_eq!(
         received(&mut carol_ev, 1).await[0],
-        (sent.id, "to a new DM".into())
+        (sent.id, message.into())
     );
-    assert!(!sim.audit().contains("to a new DM"));
+    assert!(!sim.audit().contains(message));
+    assert!(carol
+        .list_rooms()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.peer == "me"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_a_dm_gets_one_and_the_message_waits_for_it() {
+    carol_gets_a_held_message_in_a_new_dm(false, "to a new DM").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,45 +290,5 @@ async fn on_8x_without_an_otrd_peer_the_held_message_fails_and_nothing_is_sent()
 /// it waits for the DM list instead of being dropped, and the held message still arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invitation_in_an_unannounced_dm_waits_for_the_dm_list() {
-    let mut cfg = rcsim::SimConfig::demo();
-    cfg.users.push(rcsim::UserConfig::new(
-        "CarolUser0000001d",
-        "carol",
-        "carol",
-    ));
-    cfg.dms.push(rcsim::DmConfig {
-        id: String::new(),
-        usernames: ["carol".to_string(), "echo".to_string()],
-    });
-    let sim = sim(cfg).await;
-    sim.set_quiet_new_dms(true);
-    let url = sim.http_url();
-    let (me, _) = engine::spawn(requiring_otr(
-        account(&url, "me", "demo", false, None),
-        "carol",
-    ));
-    let (carol, _) = engine::spawn(account(&url, "carol", "carol", true, None));
-    connected(&me).await;
-    connected(&carol).await;
-    let (_, mut carol_ev) = carol.watch(false).await.unwrap();
-    let sent = tokio::time::timeout(
-        ENGINE_WAIT,
-        me.send(
-            PeerRef::Username("carol".into()),
-            text("in an unannounced DM"),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(
-        received(&mut carol_ev, 1).await[0],
-        (sent.id, "in an unannounced DM".into())
-    );
-    assert!(carol
-        .list_rooms()
-        .await
-        .unwrap()
-        .iter()
-        .any(|r| r.peer == "me"));
+    carol_gets_a_held_message_in_a_new_dm(true, "in an unannounced DM").await;
 }
