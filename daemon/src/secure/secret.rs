@@ -152,6 +152,13 @@ impl<const N: usize> LockedKey<N> {
         unsafe { self.0.array_unchecked::<N>() }
     }
 
+    /// Overwrites the key in place with `bytes` and zeroizes the caller's array: a key that moves
+    /// on every message (a ratchet chain key) keeps its slot instead of taking a new one.
+    pub fn replace(&mut self, bytes: &mut [u8; N]) {
+        self.0.bytes_mut().copy_from_slice(bytes);
+        bytes.zeroize();
+    }
+
     /// The storage, for tests that look at the slot after drop.
     #[cfg(test)]
     pub(crate) fn storage(&self) -> &LockedStorage {

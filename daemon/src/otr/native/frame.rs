@@ -103,12 +103,15 @@ mod tests {
             Header::decode(&frame[..60]),
             Err(NativeError::BadFrame("too short"))
         );
-        frame[0] = 2;
-        assert_eq!(
-            Header::decode(&frame),
-            Err(NativeError::BadFrame("unknown version"))
-        );
-        frame[0] = 1;
+        for other in [1, 3] {
+            // 1: a version-1 frame (its message keys go through HKDF) must not be opened as ours.
+            frame[0] = other;
+            assert_eq!(
+                Header::decode(&frame),
+                Err(NativeError::BadFrame("unknown version"))
+            );
+        }
+        frame[0] = FRAME_VERSION;
         frame[1..5].copy_from_slice(&[0, 0, 0, 5]);
         assert_eq!(
             Header::decode(&frame),

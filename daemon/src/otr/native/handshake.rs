@@ -56,7 +56,7 @@ pub struct Answer {
 }
 
 /// The initiator's key confirmation, sent in a third frame after the acknowledge. On the wire it
-/// is the `"otrd"` member of that frame: `{"v":1,"tag","to","rk","confirm"}` (`rk` = the
+/// is the `"otrd"` member of that frame: `{"v":2,"tag","to","rk","confirm"}` (`rk` = the
 /// initiator's first ratchet public key, `confirm` = its MAC, both base64).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NativeConfirm {

@@ -339,9 +339,11 @@ fn parse_offer_detects_otrd_peers_only() {
     let parsed = parse_offer(&hs).expect("offer");
     assert_eq!(parsed.tag, a.tag);
     assert_eq!(parsed.ik, a.id.public());
-    hs["otrd"]["v"] = json!(2);
-    assert_eq!(parse_offer(&hs), None, "unknown versions are not ours");
-    hs["otrd"]["v"] = json!(1);
+    for other in [1, 3] {
+        hs["otrd"]["v"] = json!(other);
+        assert_eq!(parse_offer(&hs), None, "other versions are not ours");
+    }
+    hs["otrd"]["v"] = json!(NATIVE_VERSION);
     hs["otrd"]["ek"] = json!("short");
     assert_eq!(parse_offer(&hs), None);
 }

@@ -12,12 +12,12 @@
 //! the sender's and the receiver's tag, and anything addressed to another instance is ignored.
 //!
 //! **Negotiation inside the stock frames.** Stock clients ignore unknown payload members, so:
-//! * the initiator's `handshake` payload gets `"otrd": {"v":1, "tag", "ik", "ek"}` beside the
+//! * the initiator's `handshake` payload gets `"otrd": {"v":2, "tag", "ik", "ek"}` beside the
 //!   stock P-256 `publicKey` ([`make_offer`]; a stock peer still answers the stock part);
-//! * an otrd responder's `acknowledge` gets `"otrd": {"v":1, "tag", "to", "ik", "ek", "confirm"}`
+//! * an otrd responder's `acknowledge` gets `"otrd": {"v":2, "tag", "to", "ik", "ek", "confirm"}`
 //!   ([`answer`]); `to` is the initiator's tag, `confirm` the responder's key-confirmation MAC;
 //! * the initiator verifies that MAC ([`PendingInitiator::complete`]) and sends a third frame
-//!   carrying [`NativeConfirm`] `{"v":1, "tag", "to", "rk", "confirm"}`: its first ratchet public key
+//!   carrying [`NativeConfirm`] `{"v":2, "tag", "to", "rk", "confirm"}`: its first ratchet public key
 //!   and its own MAC; the responder verifies it ([`PendingResponder::confirm`]). Each side holds
 //!   an established [`NativeSession`] only after verifying the other's MAC.
 //!
@@ -49,12 +49,14 @@
 //! generated at the next send rather than at receive time (same key schedule, and the old private
 //! key is dropped as soon as the receiving chain is derived). Skipped message keys are kept for at
 //! most [`MAX_SKIP`] per step, [`MAX_SKIPPED_KEYS`] in total, and expire after
-//! [`SKIPPED_KEY_LIFETIME`] later messages. Message encryption: AES-256-GCM with key and nonce
-//! from `HKDF-SHA256(ikm = message key, info "otrd v1 message")`; associated data = the frame's
+//! [`SKIPPED_KEY_LIFETIME`] later messages. Message encryption: AES-256-GCM keyed by the message
+//! key itself, nonce = 8 zero bytes ‖ N; each message key seals one message and is deleted, so no
+//! (key, nonce) pair repeats (version 1 derived key and nonce through HKDF, for no gain with an
+//! AEAD, at ~40% of the per-message cost). Associated data = the frame's
 //! version byte and header ‖ a caller context ([`message_context`]: room id, sender uid, receiver
 //! uid), so a frame moved to another room or relayed by a third user fails.
 //!
-//! **Wire frame** ([`frame`]): `0x01 ‖ sender tag (4) ‖ receiver tag (4) ‖ ratchet pub (32) ‖
+//! **Wire frame** ([`frame`]): `0x02 ‖ sender tag (4) ‖ receiver tag (4) ‖ ratchet pub (32) ‖
 //! PN (4) ‖ N (4) ‖ AES-GCM ciphertext+tag`, integers big-endian; the caller wraps the bytes in
 //! the EJSON `{"$binary": …}` string. Replays fail (a used message key is deleted), reflections
 //! fail (the receiver tag must be ours and chains are per direction), out-of-order frames within
@@ -64,6 +66,9 @@
 //! big-endian `u32`s, each reduced mod 10000, printed as five groups of 4 decimal digits
 //! (`"0421 7730 1284 5521 0093"`). Both sides compute the same string; under a MITM the two
 //! transcripts differ, so the strings differ.
+//!
+//! **Labels.** Every label keeps the `otrd v1` prefix it had in version 1: they are
+//! domain-separation strings, and only the message AEAD changed in version 2.
 //!
 //! **Secrets at rest** are [`crate::secure::LockedKey`]s (identity and ephemeral private keys,
 //! root key, chain keys, ratchet private key, skipped keys); `x25519-dalek` and `aes-gcm` values
@@ -91,8 +96,11 @@ pub use ratchet::{NativeSession, MAX_SKIP, MAX_SKIPPED_KEYS, SKIPPED_KEY_LIFETIM
 
 use std::fmt;
 
-/// The native protocol version carried as `"v"` and as the frame's first byte.
-pub const NATIVE_VERSION: u8 = 1;
+/// The native protocol version carried as `"v"` and as the frame's first byte. Version 2 keys
+/// each message's AEAD with the message key directly (version 1 ran it through HKDF first); the
+/// two do not interoperate, so an offer or frame of version 1 is not ours: a version-1 peer's
+/// offer is answered as a stock client would, and the session is legacy.
+pub const NATIVE_VERSION: u8 = 2;
 
 /// Why a native operation failed. Messages name the step, never key material.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! data, forward secrecy.
 
 use super::handshake_tests::{established, ALICE, BOB, ROOM};
+use super::ratchet::RatchetInit;
 use super::*;
 use rand::rngs::OsRng;
 
@@ -229,4 +230,57 @@ fn end_tokens_agree_across_sides_and_bind_room_and_sender() {
         !bob.verify_end_token(ROOM, ALICE, &other.end_token(ROOM, ALICE)),
         "another session"
     );
+}
+
+/// Pins the version-2 message format with an independent computation (RustCrypto HMAC and
+/// AWS-LC AES-GCM called directly): the message key is HMAC-SHA256(CK, 0x01), used as the
+/// AES-256-GCM key with nonce 0⁸ ‖ N over header ‖ context; the next chain key is
+/// HMAC-SHA256(CK, 0x02). A change to any of these breaks interoperability and fails here.
+#[test]
+fn message_format_is_hmac_keyed_aes_gcm() {
+    use crate::secure::LockedKey;
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    use hmac::{Hmac, Mac};
+    let hmac1 = |key: &[u8; 32], byte: u8| -> [u8; 32] {
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
+        m.update(&[byte]);
+        m.finalize().into_bytes().into()
+    };
+    let ck0 = [0x42u8; 32];
+    let init = |sending| RatchetInit {
+        own_tag: InstanceTag::new(0x1111).expect("tag"),
+        peer_tag: InstanceTag::new(0x2222).expect("tag"),
+        root: LockedKey::new(&mut [0x11u8; 32]),
+        sending,
+        peer_ratchet: [9u8; 32],
+        receiving: None,
+        peer_identity: [5u8; 32],
+        sas: String::new(),
+    };
+    let ratchet_pub = [7u8; 32];
+    let mut alice = NativeSession::new(init(Some((
+        LockedKey::new(&mut [3u8; 32]),
+        ratchet_pub,
+        LockedKey::new(&mut ck0.clone()),
+    ))));
+    let ad = ab();
+    let ck1 = hmac1(&ck0, 0x02);
+    for (n, ck) in [(0u32, ck0), (1, ck1)] {
+        let frame = send(&mut alice, "pinned", &ad);
+        let (header, head, _) = Header::decode(&frame).expect("header");
+        assert_eq!((header.n, header.pn, header.ratchet), (n, 0, ratchet_pub));
+        assert_eq!(head[0], 2, "version byte");
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &hmac1(&ck, 0x01)).expect("key"));
+        let mut nonce = [0u8; 12];
+        nonce[8..].copy_from_slice(&n.to_be_bytes());
+        let mut expected = b"pinned".to_vec();
+        let aad = [head, &ad[..]].concat();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&aad[..]),
+            &mut expected,
+        )
+        .expect("seal");
+        assert_eq!(&frame[HEADER_LEN..], &expected[..], "message {n}");
+    }
 }
