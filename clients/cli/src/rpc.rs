@@ -5,12 +5,14 @@
 //! on stdout, in the order the calls finish (match them by `id`). Calls run concurrently, so a
 //! slow StartSession does not hold up a SendMessage. `WatchEvents` (a server stream) is answered
 //! with `{"id":…,"result":{}}` once attached and then its events arrive as `{"event":{…}}` lines
-//! interleaved with answers; a second WatchEvents replaces the first. A line that cannot be read
-//! gets an error line and the bridge goes on. At end of input the bridge answers the calls still
-//! in flight, stops watching and exits 0. [`protocol`] defines the lines.
+//! interleaved with answers; a second WatchEvents replaces the first without losing or repeating a
+//! live event (`rpc/watch.rs`). A line that cannot be read gets an error line and the bridge goes
+//! on. At end of input the bridge answers the calls still in flight, stops watching and exits 0.
+//! [`protocol`] defines the lines.
 
 pub mod codec;
 pub mod protocol;
+mod watch;
 
 use crate::connect;
 use crate::error::CliError;
@@ -19,11 +21,11 @@ use protocol::{Api, Call, Line};
 use std::path::Path;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_stream::StreamExt;
+use tokio::task::JoinSet;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+use watch::Watcher;
 use zeroize::Zeroizing;
 
 /// The longest request line accepted (1 MiB); longer lines are refused and skipped, so a runaway
@@ -52,7 +54,7 @@ where
     let writer = tokio::spawn(write_lines(lines, output));
     let mut input = BufReader::new(input);
     let mut calls = JoinSet::new();
-    let mut watch: Option<Watch> = None;
+    let mut watcher: Option<Watcher> = None;
     loop {
         let next = tokio::select! {
             next = read_line(&mut input) => next?,
@@ -84,9 +86,10 @@ where
         };
         drop(line);
         if call.method.is_server_streaming() {
-            let previous = watch.take();
-            let task = tokio::spawn(stream(channel.clone(), call, out.clone(), previous));
-            watch = Some(Watch(task));
+            watcher
+                .get_or_insert_with(|| Watcher::spawn(channel.clone(), out.clone()))
+                .watch(call)
+                .await;
         } else {
             calls.spawn(unary(channel.clone(), call, out.clone()));
         }
@@ -95,7 +98,7 @@ where
     }
     // End of input: answer what is in flight, stop watching, then let the writer drain.
     while calls.join_next().await.is_some() {}
-    if let Some(w) = watch {
+    if let Some(w) = watcher {
         w.stop().await;
     }
     drop(out);
@@ -133,95 +136,10 @@ async fn call_unary(
     Ok(response.into_inner())
 }
 
-/// Opens a server stream (WatchEvents), answers the request once attached, then forwards every
-/// item as an event line until the stream ends, which is reported with a `watch ended` line.
-///
-/// `previous` (the watch this one replaces) is stopped only once the new stream is attached, so
-/// a client re-attaching for scrollback may see an event twice (same `seq`) but never misses one;
-/// if the new stream cannot be opened the previous one keeps running.
-async fn stream(channel: Channel, call: Call, out: mpsc::Sender<Line>, previous: Option<Watch>) {
-    let opened = async {
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("otrd is not reachable: {e}")))?;
-        let codec = DynamicCodec::new(call.method.output());
-        grpc.server_streaming(
-            tonic::Request::new(call.request.clone()),
-            path(&call)?,
-            codec,
-        )
-        .await
-    };
-    let mut events = match opened.await {
-        Ok(response) => response.into_inner(),
-        Err(status) => {
-            send(
-                &out,
-                protocol::error(&call.id, status.code(), status.message()),
-            )
-            .await;
-            if let Some(previous) = previous {
-                // Keep the old watch alive: it is now this task's to wait for (and to stop, when
-                // this task is stopped, through `Watch`'s drop).
-                previous.join().await;
-            }
-            return;
-        }
-    };
-    if let Some(previous) = previous {
-        previous.stop().await;
-    }
-    send(&out, protocol::attached(&call.id)).await;
-    loop {
-        match events.next().await {
-            Some(Ok(event)) => {
-                if out.send(protocol::event(&event)).await.is_err() {
-                    return;
-                }
-            }
-            Some(Err(status)) => {
-                let msg = format!("the event stream ended: {}", status.message());
-                send(&out, protocol::watch_ended(status.code(), &msg)).await;
-                return;
-            }
-            None => {
-                let msg = "the event stream ended (otrd is shutting down)";
-                send(&out, protocol::watch_ended(Code::Unavailable, msg)).await;
-                return;
-            }
-        }
-    }
-}
-
 fn path(call: &Call) -> Result<PathAndQuery, Status> {
     let service = call.method.parent_service().full_name();
     PathAndQuery::try_from(format!("/{service}/{}", call.method.name()))
         .map_err(|e| Status::internal(format!("method path: {e}")))
-}
-
-/// The running event stream task; stopped when dropped, so replacing or abandoning a watch can
-/// never leave a stream feeding the output behind the bridge's back.
-struct Watch(JoinHandle<()>);
-
-impl Watch {
-    /// Stops the stream and waits until it has stopped.
-    async fn stop(mut self) {
-        self.0.abort();
-        // An aborted task's JoinError is the expected outcome.
-        let _ = (&mut self.0).await;
-    }
-
-    /// Waits for the stream to end on its own.
-    async fn join(mut self) {
-        let _ = (&mut self.0).await;
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Queues a line; a closed writer means stdout is gone, and the main loop notices that itself.

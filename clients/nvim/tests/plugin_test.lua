@@ -29,8 +29,14 @@ end
 
 local function wait_for(what, cond)
   if not vim.wait(WAIT_MS, cond, 20) then
-    -- What the plugin believed at that moment, to tell a missed event from a stuck session.
-    error('timed out waiting for ' .. what .. '; sessions: ' .. vim.inspect(require('otrd').sessions), 2)
+    -- What the plugin believed at that moment and the daemon's own view (through a separate
+    -- otrctl): they tell an event lost on the way from a session stuck in the daemon.
+    local daemon = vim.fn.system({ 'otrctl', '--json', 'sessions' })
+    error(
+      'timed out waiting for ' .. what .. '; the plugin believed: ' .. vim.inspect(require('otrd').sessions)
+        .. '; the daemon says: ' .. daemon,
+      2
+    )
   end
 end
 
@@ -59,8 +65,12 @@ local function run()
   assert(line:find('echo:established', 1, true), 'statusline lacks the session: ' .. line)
   assert(line:find('(unverified)', 1, true) or line:find('(verified)', 1, true), 'statusline lacks trust: ' .. line)
 
+  -- The chat buffer opens when the StartSession answer arrives, which a fast peer's
+  -- `established` event can overtake: wait for it rather than assume it.
+  wait_for('the chat buffer otr://echo', function()
+    return vim.fn.bufnr('otr://echo') ~= -1
+  end)
   local buf = vim.fn.bufnr('otr://echo')
-  assert(buf ~= -1, 'no chat buffer otr://echo')
   assert(vim.api.nvim_get_current_buf() == buf, 'the chat buffer is not the current buffer')
   assert(option(buf, 'buftype') == 'prompt', 'buftype is ' .. option(buf, 'buftype'))
   assert(option(buf, 'bufhidden') == 'wipe', 'bufhidden is ' .. option(buf, 'bufhidden'))
@@ -106,8 +116,10 @@ local function run()
     local s = otrd.sessions.echo
     return s ~= nil and s.state == 'SESSION_STATE_ESTABLISHED'
   end)
+  wait_for('the chat buffer for the second session', function()
+    return vim.fn.bufnr('otr://echo') ~= -1
+  end)
   local buf2 = vim.fn.bufnr('otr://echo')
-  assert(buf2 ~= -1, 'no chat buffer for the second session')
   otrd.send('echo', 'second')
   wait_for('the second reply', function()
     return vim.api.nvim_buf_is_valid(buf2) and buffer_text(buf2):find('echo: echo: second', 1, true) ~= nil

@@ -45,8 +45,14 @@ pub struct ScriptedEngine {
 impl ScriptedEngine {
     /// Starts the double.
     pub fn start() -> Self {
+        Self::with_capacity(64)
+    }
+
+    /// Starts the double with room for `capacity` events per watcher that has not read them
+    /// (beyond it a watcher lags, as with the real engine's fan-out).
+    pub fn with_capacity(capacity: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<Command>(16);
-        let (events, _) = broadcast::channel(64);
+        let (events, _) = broadcast::channel(capacity);
         let (attached_tx, attached) = mpsc::unbounded_channel();
         let sender = events.clone();
         tokio::spawn(async move {

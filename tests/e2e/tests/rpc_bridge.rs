@@ -3,7 +3,7 @@
 //! and, in-process against an engine double, that a slow call does not hold up another.
 
 use otrd::engine::{Command, EngineHandle, SentMessage, SessionInfo, SessionState, Trust};
-use otrd_e2e::api::{ApiServer, WAIT};
+use otrd_e2e::api::{ApiServer, ScriptedEngine, WAIT};
 use otrd_e2e::daemon::{bin_path, config_for, Daemon};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -491,5 +491,117 @@ async fn a_slow_call_does_not_hold_up_the_next() {
         .expect("bridge ends at end of input")
         .expect("no panic")
         .expect("clean end");
+    server.stop().await.expect("server stops");
+}
+
+/// A numbered live event, as the engine's log would emit it (`detail` carries the number).
+fn numbered(seq: u64) -> otrd::engine::Event {
+    otrd::engine::Event {
+        seq,
+        ts_ms: 1,
+        replay: false,
+        kind: otrd::engine::EventKind::State {
+            peer: "bob".into(),
+            room_id: "r1".into(),
+            state: SessionState::Established,
+            mode: None,
+            transport: None,
+            trust: Trust::Unverified,
+            detail: seq.to_string(),
+        },
+    }
+}
+
+/// The Neovim plugin's second-session flake: a re-attaching WatchEvents must not lose the events
+/// the old stream still carried. Events emitted before the new stream attached exist on the old
+/// stream only; here the client has not read its output yet, so they are still inside the bridge
+/// (its output queue and the old stream) when the new stream attaches. Stopping the old stream
+/// then dropped them (a session's `established` state among them, in the real flake). Every
+/// event must come out exactly once, in order, across the switch.
+#[tokio::test]
+async fn a_new_watch_loses_nothing_the_old_stream_still_carried() {
+    /// More than the bridge's output queue (256 lines) and our unread pipe hold together.
+    const BEFORE: u64 = 600;
+    const AFTER: u64 = 5;
+    let mut engine = ScriptedEngine::with_capacity(4096);
+    let server = ApiServer::start(engine.handle.clone()).await;
+    let api = otrctl::rpc::protocol::Api::load().expect("descriptor");
+    let (mut to_bridge, bridge_in) = tokio::io::duplex(4096);
+    let (bridge_out, from_bridge) = tokio::io::duplex(1024);
+    let bridge = tokio::spawn(otrctl::rpc::serve(
+        api,
+        server.channel().await,
+        bridge_in,
+        bridge_out,
+    ));
+
+    to_bridge
+        .write_all(b"{\"id\":1,\"method\":\"WatchEvents\",\"params\":{}}\n")
+        .await
+        .expect("write");
+    engine.wait_attached(1).await;
+    for seq in 1..=BEFORE {
+        engine.events.send(numbered(seq)).expect("a watcher");
+    }
+    // Re-attach (the plugin does this when it opens a chat buffer) while all that is unread.
+    to_bridge
+        .write_all(
+            b"{\"id\":2,\"method\":\"WatchEvents\",\"params\":{\"includeScrollback\":true}}\n",
+        )
+        .await
+        .expect("write");
+    engine.wait_attached(1).await;
+    for seq in BEFORE + 1..=BEFORE + AFTER {
+        engine.events.send(numbered(seq)).expect("a watcher");
+    }
+
+    let mut lines = BufReader::new(from_bridge).lines();
+    let mut seen = Vec::new();
+    let mut answered = Vec::new();
+    while seen.last() != Some(&(BEFORE + AFTER)) {
+        let line = next_line(&mut lines).await;
+        if let Some(event) = line.get("event") {
+            let seq = event["seq"].as_str().and_then(|s| s.parse::<u64>().ok());
+            let detail = event["state"]["detail"]
+                .as_str()
+                .and_then(|s| s.parse().ok());
+            assert_eq!(seq, detail, "{line}");
+            seen.push(seq.expect("a numbered event"));
+        } else {
+            assert!(line.get("error").is_none(), "{line}");
+            answered.push(line["id"].clone());
+        }
+    }
+    assert_eq!(answered, vec![json!(1), json!(2)], "both watches answered");
+    let want: Vec<u64> = (1..=BEFORE + AFTER).collect();
+    if seen != want {
+        let missing: Vec<u64> = want.iter().copied().filter(|s| !seen.contains(s)).collect();
+        panic!(
+            "events lost or repeated across the re-attach: {} seen for {} emitted; missing {:?}",
+            seen.len(),
+            want.len(),
+            missing
+        );
+    }
+
+    // From now on one stream: a new event comes once.
+    engine
+        .events
+        .send(numbered(BEFORE + AFTER + 1))
+        .expect("a watcher");
+    let line = next_line(&mut lines).await;
+    assert_eq!(
+        line["event"]["seq"],
+        (BEFORE + AFTER + 1).to_string(),
+        "{line}"
+    );
+    drop(to_bridge);
+    tokio::time::timeout(WAIT, bridge)
+        .await
+        .expect("bridge ends at end of input")
+        .expect("no panic")
+        .expect("clean end");
+    let rest = lines.next_line().await.expect("read");
+    assert!(rest.is_none(), "nothing after the last event: {rest:?}");
     server.stop().await.expect("server stops");
 }

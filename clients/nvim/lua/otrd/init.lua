@@ -355,7 +355,8 @@ function M.open(peer)
   chat.show(c, config.open)
   if not existed and bridge.running() then
     -- A new buffer starts empty: attach again with scrollback to fill it. Buffers that already
-    -- show a message skip it (by id), and the bridge keeps the old stream until the new one runs.
+    -- show a message skip it (by id), and the bridge reads the old stream until the new one
+    -- carries everything, so no live event (a session's state above all) is lost or repeated.
     bridge.request('WatchEvents', { includeScrollback = true }, function() end)
   end
 end
