@@ -139,15 +139,16 @@ pub fn latency_figures(otr: Percentiles, plain: Percentiles) -> Vec<Figure> {
                  bench; /proc schedstat per process; perf): the daemons' own work on the path is \
                  small — ~40 µs in the sender (gRPC request read → engine → websocket written) and \
                  ~30 µs in the receiver (websocket read → event written), crypto a few µs. The rest \
-                 is the two gRPC crossings (~100 µs each way under load, against ~20 µs for a raw \
-                 socket hop) and waiting for a CPU: on 2 cores an OTR round wakes four processes in \
-                 turn and gives rcsim three times the frames of a plain round (the relay echo to \
-                 the sender, the receiver's updateOTRAck and its re-emit to both), and that tail \
-                 overlaps the next round. Process boundaries alone are not it: the plain reference \
-                 run from a separate process took the same 0.15 ms. The daemon now runs on one \
-                 thread, streams events without a forwarding task and moves DDP payloads instead of \
-                 copying them (0.40 → 0.33 ms); closing the rest needs a cheaper IPC than gRPC over \
-                 HTTP/2 or fewer relay frames per message (a protocol matter).",
+                 is the two gRPC crossings (~100 µs each way under load; a raw Unix-socket echo takes \
+                 ~14 µs there and back, see the IPC section) and waiting for a CPU: on 2 cores an OTR \
+                 round wakes four processes in turn and gives rcsim three times the frames of a plain \
+                 round (the relay echo to the sender, the receiver's updateOTRAck and its re-emit to \
+                 both), and that tail overlaps the next round. Process boundaries alone are not it: \
+                 the plain reference run from a separate process took the same 0.15 ms. The daemon \
+                 now runs on one thread, streams events without a forwarding task and moves DDP \
+                 payloads instead of copying them (p50 0.40 → 0.33 ms on a quiet machine); closing \
+                 the rest needs a cheaper IPC than gRPC over HTTP/2 or fewer relay frames per message \
+                 (a protocol matter).",
             ),
         Figure::new(S, "#7", "OTR message 256 B, p99", ms(otr.p99), "ms").vs("plain message, p99", ms(plain.p99)),
     ]
