@@ -1,59 +1,57 @@
 //! WatchEvents: fans the engine's events out to one client as a server stream.
 //!
-//! A spawned task per watcher forwards from the engine's broadcast receiver into a small bounded
-//! channel whose receiver is the gRPC stream. When the client goes away the channel closes and the
-//! task ends at once (it waits on `closed()` as well as on new events). A watcher too slow for the
-//! broadcast buffer is told how many events it lost with an `error` event (code `lagged`) instead
-//! of being dropped; gaps in `seq` say the same.
+//! The gRPC stream reads the engine's broadcast receiver itself: hyper polls it, converts each
+//! event and writes it, with no task or channel in between (each such hop cost a wake-up on the
+//! way from the engine to the socket, on the path of every message event). When the client goes
+//! away hyper drops the stream, and with it the receiver. A watcher too slow for the broadcast
+//! buffer (HTTP/2 flow control stops the polling) is told how many events it lost with an `error`
+//! event (code `lagged`) instead of being dropped; gaps in `seq` say the same.
 
 use super::convert;
 use crate::engine::{now_ms, Event};
+use futures::stream::{self, BoxStream, StreamExt};
 use otrd_proto::v1 as pb;
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::{broadcast, watch};
 use tonic::Status;
 
-/// How many converted events may wait for a slow client before the producer stops pulling from
-/// the broadcast (and the broadcast's own buffer starts to count lost events).
-const STREAM_BUFFER: usize = 64;
-
 /// The stream type WatchEvents returns.
-pub type EventStream = ReceiverStream<Result<pb::Event, Status>>;
+pub type EventStream = BoxStream<'static, Result<pb::Event, Status>>;
 
-/// Starts forwarding `scrollback`, then live events from `live`, until the client disconnects,
-/// the engine stops, or `stopping` turns true (server shutdown; the client gets UNAVAILABLE).
+/// What the stream holds between items.
+struct Watch {
+    scrollback: std::vec::IntoIter<Event>,
+    live: broadcast::Receiver<Event>,
+    stopping: watch::Receiver<bool>,
+    /// An error went out; the stream ends.
+    ended: bool,
+}
+
+/// Yields `scrollback`, then live events from `live`, until the client disconnects (the stream
+/// is dropped), the engine stops, or `stopping` turns true (server shutdown; the client gets
+/// UNAVAILABLE).
 pub fn stream(
     scrollback: Vec<Event>,
     live: broadcast::Receiver<Event>,
     stopping: watch::Receiver<bool>,
 ) -> EventStream {
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(forward(scrollback, live, stopping, tx));
-    ReceiverStream::new(rx)
-}
-
-async fn forward(
-    scrollback: Vec<Event>,
-    mut live: broadcast::Receiver<Event>,
-    mut stopping: watch::Receiver<bool>,
-    tx: mpsc::Sender<Result<pb::Event, Status>>,
-) {
-    for event in &scrollback {
-        if tx.send(Ok(convert::event(event))).await.is_err() {
-            return;
+    let state = Watch {
+        scrollback: scrollback.into_iter(),
+        live,
+        stopping,
+        ended: false,
+    };
+    stream::unfold(state, |mut w| async move {
+        if w.ended {
+            return None;
         }
-    }
-    drop(scrollback);
-    loop {
+        if let Some(event) = w.scrollback.next() {
+            return Some((Ok(convert::event(&event)), w));
+        }
         let item = tokio::select! {
-            () = tx.closed() => {
-                tracing::debug!("watcher went away");
-                return;
-            }
-            _ = stopping.wait_for(|s| *s) => {
+            _ = w.stopping.wait_for(|s| *s) => {
                 Err(Status::unavailable("the daemon is shutting down"))
             }
-            received = live.recv() => match received {
+            received = w.live.recv() => match received {
                 Ok(event) => Ok(convert::event(&event)),
                 Err(broadcast::error::RecvError::Lagged(lost)) => {
                     tracing::warn!(lost, "a watcher lagged behind and lost events");
@@ -64,11 +62,10 @@ async fn forward(
                 }
             },
         };
-        let last = item.is_err();
-        if tx.send(item).await.is_err() || last {
-            return;
-        }
-    }
+        w.ended = item.is_err();
+        Some((item, w))
+    })
+    .boxed()
 }
 
 /// The event telling a slow watcher how many events it missed.
@@ -149,19 +146,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_vanished_client_stops_the_producer() {
+    async fn a_vanished_client_releases_its_receiver() {
         let (tx, rx) = broadcast::channel::<Event>(4);
         let (_stop_tx, stop) = watch::channel(false);
         let s = stream(Vec::new(), rx, stop);
         assert_eq!(tx.receiver_count(), 1);
+        // hyper drops the stream when the client goes away; nothing else holds the receiver.
         drop(s);
-        // The producer drops its receiver once it notices; wait for that, bounded.
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while tx.receiver_count() > 0 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("producer ended");
+        assert_eq!(tx.receiver_count(), 0);
     }
 }

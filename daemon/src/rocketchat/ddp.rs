@@ -174,11 +174,17 @@ pub enum ServerFrame {
 /// Decodes one server frame.
 pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
     let v: Value = serde_json::from_str(text).map_err(|_| FrameError::NotJson)?;
-    let obj = v.as_object().ok_or(FrameError::NotObject)?;
-    let Some(msg) = obj.get("msg").and_then(Value::as_str) else {
-        return Ok(ServerFrame::Other);
+    let Value::Object(mut obj) = v else {
+        return Err(FrameError::NotObject);
     };
-    let frame = match msg {
+    // The parsed frame is ours: payloads (`result`, `fields`) are moved out, not deep-copied
+    // (a stream event's message, user and room documents are most of every frame).
+    let msg = match obj.get("msg").and_then(Value::as_str) {
+        Some(msg) => msg.to_owned(),
+        None => return Ok(ServerFrame::Other),
+    };
+    let obj = &mut obj;
+    let frame = match msg.as_str() {
         "connected" => ServerFrame::Connected {
             session: opt_str(obj, "session").unwrap_or_default(),
         },
@@ -191,7 +197,7 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
         },
         "result" => ServerFrame::Result {
             id: req_str(obj, "result", "id")?,
-            result: obj.get("result").cloned(),
+            result: obj.remove("result"),
             error: obj.get("error").map(DdpError::from_value),
         },
         "updated" => ServerFrame::Updated,
@@ -218,12 +224,12 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
         "changed" => ServerFrame::Changed {
             collection: req_str(obj, "changed", "collection")?,
             id: opt_str(obj, "id").unwrap_or_default(),
-            fields: obj.get("fields").cloned().unwrap_or(Value::Null),
+            fields: obj.remove("fields").unwrap_or(Value::Null),
         },
         "added" => ServerFrame::Added {
             collection: req_str(obj, "added", "collection")?,
             id: opt_str(obj, "id").unwrap_or_default(),
-            fields: obj.get("fields").cloned().unwrap_or(Value::Null),
+            fields: obj.remove("fields").unwrap_or(Value::Null),
         },
         "removed" => ServerFrame::Removed {
             collection: req_str(obj, "removed", "collection")?,

@@ -145,8 +145,9 @@ pub fn run(budget: Budget, node: &NodeFigures, ossl: &OpensslFigures) -> Vec<Fig
         .vs("serde_json parse of the same text to a Value", parse)
         .target(Target::AtMost(10.0))
         .on_miss(
-            "The decoder parses into a generic serde_json::Value and then clones the args; \
-                 deserialising straight into typed structs with borrowed strings would avoid both.",
+            "The decoder parses into a generic serde_json::Value (its payloads are moved out, not \
+                 copied); deserialising straight into typed structs with borrowed strings would avoid \
+                 the generic value.",
         ),
     );
     figs

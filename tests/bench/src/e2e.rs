@@ -135,13 +135,20 @@ pub fn latency_figures(otr: Percentiles, plain: Percentiles) -> Vec<Figure> {
             .vs("plain message through rcsim, p50", ms(plain.p50))
             .target(Target::RatioAtMost(1.3))
             .on_miss(
-                "With rcsim's TCP_NODELAY the old ~40 ms Nagle/delayed-ACK floor is gone and both paths \
-                 are sub-millisecond, so fixed costs dominate the ratio: the OTR path crosses the gRPC \
-                 socket twice (SendMessage into the sender's daemon, the event out of the receiver's \
-                 WatchEvents; ~0.2 ms together, see the IPC section) and two engine tasks, which the \
-                 plain reference (one bare DDP client to another) does not; crypto is a few µs. \
-                 Comparing like with like (two daemons relaying plain text over the same gRPC path) \
-                 or a cheaper gRPC hop (status/event paths outside the engine task) would close it.",
+                "Traced hop by hop on 2026-12-02 (timestamps at each hand-off in both daemons and the \
+                 bench; /proc schedstat per process; perf): the daemons' own work on the path is \
+                 small — ~40 µs in the sender (gRPC request read → engine → websocket written) and \
+                 ~30 µs in the receiver (websocket read → event written), crypto a few µs. The rest \
+                 is the two gRPC crossings (~100 µs each way under load; a raw Unix-socket echo takes \
+                 ~14 µs there and back, see the IPC section) and waiting for a CPU: on 2 cores an OTR \
+                 round wakes four processes in turn and gives rcsim three times the frames of a plain \
+                 round (the relay echo to the sender, the receiver's updateOTRAck and its re-emit to \
+                 both), and that tail overlaps the next round. Process boundaries alone are not it: \
+                 the plain reference run from a separate process took the same 0.15 ms. The daemon \
+                 now runs on one thread, streams events without a forwarding task and moves DDP \
+                 payloads instead of copying them (p50 0.40 → 0.33 ms on a quiet machine); closing \
+                 the rest needs a cheaper IPC than gRPC over HTTP/2 or fewer relay frames per message \
+                 (a protocol matter).",
             ),
         Figure::new(S, "#7", "OTR message 256 B, p99", ms(otr.p99), "ms").vs("plain message, p99", ms(plain.p99)),
     ]

@@ -3,8 +3,8 @@
 //! `scripts/bench [--quick] [--out FILE]` (or `cargo run -p otrd-bench --release -- …`). Every
 //! figure is a ratio against a reference measured in the same run; `--quick` runs each benchmark
 //! once, briefly, so CI keeps them compiling and working (it never fails on a figure);
-//! `--only crypto`, `--only ipc` or `--only scale` runs one section (a partial report, labelled
-//! as such).
+//! `--only crypto`, `--only ipc`, `--only e2e` or `--only scale` runs one section (a partial
+//! report, labelled as such).
 //!
 //! Modules: `timing` (samplers), `anchors` (Node WebCrypto, openssl speed), `cases` (crypto
 //! fixtures shared with daemon/benches), `crypto`, `harness` (rcsim, otrd processes, clients),
@@ -46,7 +46,8 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     scale: Vec<usize>,
     /// Run only one section: `crypto` (in-process figures and their Node/OpenSSL references,
-    /// seconds), `ipc` (GetStatus vs a raw echo, fan-out, idle RSS) or `scale` (many sessions).
+    /// seconds), `ipc` (GetStatus vs a raw echo, fan-out, idle RSS), `e2e` (end-to-end latency
+    /// through rcsim and reconnection) or `scale` (many sessions).
     #[arg(long, value_enum)]
     only: Option<Section>,
     /// Same as `--only scale` (kept for existing scripts).
@@ -67,29 +68,37 @@ enum Section {
     Crypto,
     /// Section 2: the IPC figures alone (GetStatus vs raw echo, fan-out, idle RSS).
     Ipc,
+    /// Section 3: end to end through rcsim alone (OTR vs plain latency, reconnection).
+    E2e,
     /// Section 4: one daemon with many established sessions.
     Scale,
 }
 
-/// Sections 2–3: IPC and, unless `ipc_only`, end to end (daemons against rcsim).
-async fn load(quick: bool, ipc_only: bool, figures: &mut Vec<Figure>) -> Result<()> {
+/// Sections 2–3 (daemons against rcsim): IPC unless `only` is `E2e`, end to end unless it is
+/// `Ipc`.
+async fn load(quick: bool, only: Option<Section>, figures: &mut Vec<Figure>) -> Result<()> {
     let n = |full: usize, q: usize| if quick { q } else { full };
     let up = Duration::from_secs(30);
-    eprintln!("otrd-bench: IPC…");
+    let ipc = only != Some(Section::E2e);
+    eprintln!("otrd-bench: {}…", if ipc { "IPC" } else { "setup" });
     let sim = harness::sim(1, false).await?;
     let url = sim.http_url();
     let me = harness::Daemon::start(&url, "me", false, up).await?;
     let bob = harness::Daemon::start(&url, &harness::user(0), true, up).await?;
-    tokio::time::sleep(Duration::from_millis(n(1000, 0) as u64)).await;
-    figures.push(ipc::idle_rss(me.rss_kib()?));
-    figures.push(ipc::unary(&me, n(3000, 10)).await?);
-    scale::establish(&me, &[harness::user(0)], up).await?;
-    let mut fan = Vec::new();
-    for w in [1, 10, 100] {
-        fan.push((w, ipc::fanout(&me, &harness::user(0), w, n(40, 1)).await?));
+    if ipc {
+        tokio::time::sleep(Duration::from_millis(n(1000, 0) as u64)).await;
+        figures.push(ipc::idle_rss(me.rss_kib()?));
+        figures.push(ipc::unary(&me, n(3000, 10)).await?);
     }
-    figures.extend(ipc::fanout_figures(&fan));
-    if ipc_only {
+    scale::establish(&me, &[harness::user(0)], up).await?;
+    if ipc {
+        let mut fan = Vec::new();
+        for w in [1, 10, 100] {
+            fan.push((w, ipc::fanout(&me, &harness::user(0), w, n(40, 1)).await?));
+        }
+        figures.extend(ipc::fanout_figures(&fan));
+    }
+    if only == Some(Section::Ipc) {
         drop((me, bob));
         sim.shutdown().await;
         return Ok(());
@@ -174,11 +183,11 @@ fn main() -> Result<()> {
         eprintln!("otrd-bench: crypto…");
         figures.extend(crypto::run(budget, &node, &ossl));
     }
-    if only == Some(Section::Ipc) {
-        rt.block_on(load(args.quick, true, &mut figures))?;
+    if matches!(only, Some(Section::Ipc | Section::E2e)) {
+        rt.block_on(load(args.quick, only, &mut figures))?;
     }
     if only.is_none() {
-        rt.block_on(load(args.quick, false, &mut figures))?;
+        rt.block_on(load(args.quick, None, &mut figures))?;
         rt.block_on(realtime_section(args.quick, &mut figures))?;
     }
     if matches!(only, None | Some(Section::Scale)) {
@@ -200,6 +209,7 @@ fn main() -> Result<()> {
             None => "",
             Some(Section::Crypto) => ", crypto section only (`--only crypto`)",
             Some(Section::Ipc) => ", IPC section only (`--only ipc`)",
+            Some(Section::E2e) => ", end-to-end section only (`--only e2e`)",
             Some(Section::Scale) => ", scale section only (`--only scale`)",
         },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),

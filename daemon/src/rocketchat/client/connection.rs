@@ -393,17 +393,20 @@ impl Task {
                 }
             }
             ServerFrame::Changed {
-                collection, fields, ..
+                collection,
+                mut fields,
+                ..
             } if collection.starts_with("stream-") => {
                 let event_name = fields
                     .get("eventName")
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let args = match fields.get("args") {
-                    Some(Value::Array(a)) => a.clone(),
+                    .unwrap_or_default()
+                    .to_owned();
+                // Moved, not copied: the args are the message, user and room documents.
+                let args = match fields.get_mut("args").map(Value::take) {
+                    Some(Value::Array(a)) => a,
                     _ => Vec::new(),
                 };
-                let event_name = event_name.to_owned();
                 self.emit(ClientEvent::Stream {
                     collection,
                     event_name,
