@@ -86,6 +86,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
 /// Runs the daemon until `shutdown` completes.
 pub async fn run_until(opts: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // Without the kernel's randomness no key can be made: say so and stop, before anything starts.
+    crate::secure::check_kernel_source().map_err(|e| {
+        anyhow::anyhow!("the kernel's random source (getrandom) failed: {e}; no keys can be made")
+    })?;
     // Bound before the engine starts: it fails fast when another otrd serves, and no other task
     // creates files while the umask is narrowed for the bind.
     let (engine_config, demo, socket) = if opts.demo {

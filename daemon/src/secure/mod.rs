@@ -28,5 +28,5 @@ mod tests;
 pub use arena::{arena_stats, arena_status, ArenaStats};
 pub use harden::{harden_process, HardeningReport};
 pub use locked_buf::{LockedBuf, LockedText};
-pub use rng::SecureRng;
+pub use rng::{check_kernel_source, SecureRng};
 pub use secret::{LockedKey, SecretBytes, SecretString};

@@ -30,13 +30,21 @@ impl SecureRng {
     ///
     /// # Panics
     /// When the kernel refuses to give randomness (as `StdRng::from_entropy` would): without it
-    /// no key can be made, and carrying on with a guessable seed would be far worse.
+    /// no key can be made, and carrying on with a guessable seed would be far worse. The daemon
+    /// calls [`check_kernel_source`] before it starts the engine, so there a refusal is a clear
+    /// start-up error instead (once `getrandom` has answered, it does not fail later).
     pub fn from_os() -> Self {
         match ChaCha12Core::from_rng(OsRng) {
             Ok(core) => Self(ReseedingRng::new(core, RESEED_AFTER, OsRng)),
             Err(e) => panic!("the kernel's random source (getrandom) failed: {e}"),
         }
     }
+}
+
+/// Draws from the kernel's random source once: the daemon's start-up check that keys can be made.
+pub fn check_kernel_source() -> Result<(), rand::Error> {
+    let mut probe = zeroize::Zeroizing::new([0u8; 32]);
+    OsRng.try_fill_bytes(probe.as_mut())
 }
 
 impl RngCore for SecureRng {
