@@ -121,11 +121,7 @@ async fn call_unary(
     channel: Channel,
     call: &Call,
 ) -> Result<prost_reflect::DynamicMessage, Status> {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unavailable(format!("otrd is not reachable: {e}")))?;
-    let codec = DynamicCodec::new(call.method.output());
+    let (mut grpc, codec) = prepared(channel, call).await?;
     let response = grpc
         .unary(
             tonic::Request::new(call.request.clone()),
@@ -134,6 +130,18 @@ async fn call_unary(
         )
         .await?;
     Ok(response.into_inner())
+}
+
+/// A gRPC client on `channel`, ready for one call, and the codec for `call`'s answers.
+async fn prepared(
+    channel: Channel,
+    call: &Call,
+) -> Result<(tonic::client::Grpc<Channel>, DynamicCodec), Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(format!("otrd is not reachable: {e}")))?;
+    Ok((grpc, DynamicCodec::new(call.method.output())))
 }
 
 fn path(call: &Call) -> Result<PathAndQuery, Status> {

@@ -16,7 +16,6 @@
 //! read. Replayed scrollback (`replay`) and lag notices (`seq` 0) are not live events: they pass
 //! straight through. [`Merge`] holds that bookkeeping apart from the streams.
 
-use super::codec::DynamicCodec;
 use super::protocol::{self, Call, Line};
 use prost_reflect::DynamicMessage;
 use std::collections::VecDeque;
@@ -152,11 +151,7 @@ async fn run(channel: Channel, mut calls: mpsc::Receiver<Call>, out: mpsc::Sende
 /// Opens a WatchEvents stream (attached once this returns: the daemon subscribes before it
 /// answers).
 async fn open(channel: Channel, call: &Call) -> Result<Events, Status> {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unavailable(format!("otrd is not reachable: {e}")))?;
-    let codec = DynamicCodec::new(call.method.output());
+    let (mut grpc, codec) = super::prepared(channel, call).await?;
     let response = grpc
         .server_streaming(
             tonic::Request::new(call.request.clone()),
