@@ -46,6 +46,10 @@ pub enum Command {
     Accept {
         /// Who invited you.
         user: String,
+        /// Accept only the invitation with this event seq (from `otrctl watch` or `sessions`):
+        /// if another offer replaced it, nothing is accepted and the error names the new one.
+        #[arg(long)]
+        seq: Option<u64>,
     },
     /// Decline USER's pending invitation.
     Decline {

@@ -2,7 +2,8 @@
 //!
 //! JSON shapes (every object also has `seq` and `replay`):
 //! - `{"type":"invitation","peer","room_id","mode","expires_ms"}`
-//! - `{"type":"state","peer","room_id","state","mode","transport","trust","detail"}`
+//! - `{"type":"state","peer","room_id","state","mode","transport","trust","detail"}`, plus
+//!   `"warning"` when a session between two otrd daemons is legacy
 //! - `{"type":"message","peer","room_id","direction":"in"|"out","text","id","ts"}`
 //! - `{"type":"delivered","peer","room_id","id"}`
 //! - `{"type":"error","peer","room_id","code","message","id"}`
@@ -26,16 +27,23 @@ pub fn to_json(event: &pb::Event) -> Option<Value> {
             "mode": names::mode(i.mode),
             "expires_ms": i.expires_ms,
         }),
-        Kind::State(s) => json!({
-            "type": "state",
-            "peer": s.peer,
-            "room_id": s.room_id,
-            "state": names::session_state(s.state),
-            "mode": names::mode(s.mode),
-            "transport": names::transport(s.transport),
-            "trust": names::trust(s.trust),
-            "detail": s.detail,
-        }),
+        Kind::State(s) => {
+            let mut v = json!({
+                "type": "state",
+                "peer": s.peer,
+                "room_id": s.room_id,
+                "state": names::session_state(s.state),
+                "mode": names::mode(s.mode),
+                "transport": names::transport(s.transport),
+                "trust": names::trust(s.trust),
+                "detail": s.detail,
+            });
+            // Only when set: "legacy — the server could read this" (both ends run otrd).
+            if let (false, Some(map)) = (s.warning.is_empty(), v.as_object_mut()) {
+                map.insert("warning".into(), s.warning.clone().into());
+            }
+            v
+        }
         Kind::Message(m) => json!({
             "type": "message",
             "peer": m.peer,

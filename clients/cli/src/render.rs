@@ -106,6 +106,8 @@ pub fn session_json(s: &pb::Session) -> Value {
         "since_ms": s.since_ms,
         "detail": s.detail,
         "pending_messages": s.pending_messages,
+        "invitation_seq": (s.invitation_seq != 0).then_some(s.invitation_seq),
+        "warning": (!s.warning.is_empty()).then_some(&s.warning),
     })
 }
 
@@ -119,8 +121,14 @@ pub fn session_text(s: &pb::Session) -> String {
         }
         line.push(')');
     }
+    if !s.warning.is_empty() {
+        line.push_str(&format!(" [{}]", s.warning));
+    }
     if s.pending_messages > 0 {
         line.push_str(&format!(", {} unacknowledged", s.pending_messages));
+    }
+    if s.invitation_seq != 0 {
+        line.push_str(&format!(", invitation seq {}", s.invitation_seq));
     }
     if !s.detail.is_empty() {
         line.push_str(&format!(" — {}", s.detail));

@@ -123,9 +123,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 )
             })
         }
-        Command::Accept { user } => {
+        Command::Accept { user, seq } => {
+            let request = pb::PeerRequest {
+                invitation_seq: seq.unwrap_or(0),
+                ..peer_request(&user)
+            };
             let s = client
-                .accept_session(peer_request(&user))
+                .accept_session(request)
                 .await?
                 .into_inner()
                 .session;
@@ -231,6 +235,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 fn peer_request(user: &str) -> pb::PeerRequest {
     pb::PeerRequest {
         peer: Some(peer_ref(user)),
+        invitation_seq: 0,
     }
 }
 

@@ -297,7 +297,7 @@ fn scripted_engine() -> (
                         let _ = attached_tx.send(());
                     }
                 }
-                Command::Start { reply, .. } | Command::Accept(_, reply) => {
+                Command::Start { reply, .. } | Command::Accept(_, _, reply) => {
                     let _ = reply.send(Err(unsupported()));
                 }
                 Command::Fingerprint(_, reply) => {

@@ -149,6 +149,8 @@ pub fn session(s: &domain::SessionInfo) -> pb::Session {
         since_ms: s.since_ms,
         detail: s.detail.clone(),
         pending_messages: s.pending_messages,
+        invitation_seq: s.invitation_seq.unwrap_or(0),
+        warning: s.warning.clone().unwrap_or_default(),
     }
 }
 
@@ -240,6 +242,7 @@ pub fn event(e: &domain::Event) -> pb::Event {
             transport: t,
             trust: tr,
             detail,
+            warning,
         } => Kind::State(pb::StateChange {
             peer: peer.clone(),
             room_id: room_id.clone(),
@@ -248,6 +251,7 @@ pub fn event(e: &domain::Event) -> pb::Event {
             transport: transport(*t).into(),
             trust: trust(Some(*tr)).into(),
             detail: detail.clone(),
+            warning: warning.clone().unwrap_or_default(),
         }),
         K::Message {
             peer,

@@ -72,8 +72,10 @@ impl Otrd for OtrdService {
     }
 
     async fn accept_session(&self, req: Request<pb::PeerRequest>) -> Reply<pb::SessionResponse> {
-        let peer = convert::peer_ref(req.into_inner().peer)?;
-        session_reply(self.engine.accept(peer).await)
+        let req = req.into_inner();
+        let peer = convert::peer_ref(req.peer)?;
+        let seq = (req.invitation_seq != 0).then_some(req.invitation_seq);
+        session_reply(self.engine.accept(peer, seq).await)
     }
 
     async fn decline_session(&self, req: Request<pb::PeerRequest>) -> Reply<pb::SessionResponse> {

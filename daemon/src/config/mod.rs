@@ -121,6 +121,10 @@ pub struct PolicyConfig {
     pub delivery_timeout_secs: u64,
     /// Messages kept per session in the in-memory scrollback.
     pub scrollback: usize,
+    /// Refuse anything but the native scheme: start, accept and `require_otr` sends fail rather
+    /// than make (or use) a legacy session, first contact included — so a server that strips the
+    /// native offer from a first handshake produces a clear error, not a session it can read.
+    pub require_native: bool,
 }
 
 impl Default for PolicyConfig {
@@ -130,6 +134,7 @@ impl Default for PolicyConfig {
             downgrade: DowngradePolicy::Refuse,
             delivery_timeout_secs: 60,
             scrollback: 200,
+            require_native: false,
         }
     }
 }
@@ -148,6 +153,8 @@ pub struct ContactPolicy {
     /// fails at once unless a session is established. Either way nothing is ever sent in
     /// plaintext.
     pub require_otr: Option<bool>,
+    /// Overrides `policy.require_native` for this contact.
+    pub require_native: Option<bool>,
 }
 
 /// What happens when memory cannot be locked.
@@ -195,5 +202,14 @@ impl Config {
             .get(peer)
             .and_then(|c| c.require_otr)
             .unwrap_or(false)
+    }
+
+    /// Whether only the native scheme is acceptable with `peer` (see
+    /// [`PolicyConfig::require_native`]), after per-contact overrides.
+    pub fn require_native(&self, peer: &str) -> bool {
+        self.contacts
+            .get(peer)
+            .and_then(|c| c.require_native)
+            .unwrap_or(self.policy.require_native)
     }
 }

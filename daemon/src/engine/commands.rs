@@ -31,10 +31,10 @@ impl Engine {
                 scheme,
                 reply,
             } => self.start(peer, scheme, reply),
-            Command::Accept(peer, r) => {
+            Command::Accept(peer, seq, r) => {
                 let answer = self
                     .check_memory_policy()
-                    .and_then(|()| self.user_input(&peer, Input::Accept));
+                    .and_then(|()| self.user_input(&peer, Input::Accept { seq }));
                 self.reply(r, answer);
             }
             Command::Decline(peer, r) => {
@@ -284,6 +284,7 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|t| t.knows_native(&peer));
             session.set_peer_known_native(known);
+            session.set_require_native(self.cfg.config.require_native(&peer));
             return Ok(());
         }
         let me = self.require_login()?;
@@ -306,12 +307,15 @@ impl Engine {
             .as_ref()
             .is_some_and(|t| t.knows_native(&room.peer_username));
         policy.refuse_downgrade = self.cfg.config.policy.downgrade == DowngradePolicy::Refuse;
+        policy.require_native = self.cfg.config.require_native(&room.peer_username);
         if !me.server.otr_relay {
             // Paths A/B: no `Message_MaxAllowedSize` (large messages are fragmented, reassembly
             // is bounded at 512 KiB), and anyone sharing a room with us can write on path B, so
             // a frame that does not decrypt is dropped instead of ending the session.
             policy.max_message_chars = 256 * 1024;
             policy.decrypt_failure_ends_session = false;
+            // 8.x has no stock OTR: a stock-scheme offer or answer here is forged or stripped.
+            policy.legacy_impossible = true;
         }
         let ctx = RoomContext {
             room_id: room.room_id.clone(),

@@ -228,17 +228,18 @@ impl Engine {
     /// Numbers and fans out an event; an ended session's scrollback is wiped here, in one place.
     /// The status is published first: a watcher that sees the event and asks GetStatus must find
     /// the state the event announces.
-    pub(super) fn emit(&mut self, kind: EventKind) {
+    /// Returns the event's sequence number.
+    pub(super) fn emit(&mut self, kind: EventKind) -> u64 {
         self.publish_status();
         if let EventKind::State { room_id, state, .. } = &kind {
             if matches!(state, SessionState::Ended | SessionState::Error) {
                 let room = room_id.clone();
-                self.log.emit(kind);
+                let seq = self.log.emit(kind);
                 self.log.wipe(&room);
-                return;
+                return seq;
             }
         }
-        self.log.emit(kind);
+        self.log.emit(kind)
     }
 }
 

@@ -26,7 +26,8 @@ pub enum Command {
         reply: oneshot::Sender<Result<SessionInfo, EngineError>>,
     },
     /// AcceptSession.
-    Accept(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
+    /// The peer, and the invitation event's seq the user saw (`None`: whatever is pending).
+    Accept(PeerRef, Option<u64>, oneshot::Sender<Result<SessionInfo, EngineError>>),
     /// DeclineSession.
     Decline(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
     /// RefreshSession.
@@ -155,9 +156,13 @@ impl EngineHandle {
         .await?
     }
 
-    /// AcceptSession.
-    pub async fn accept(&self, peer: PeerRef) -> Result<SessionInfo, EngineError> {
-        self.ask(|r| Command::Accept(peer, r)).await?
+    /// AcceptSession; `seq` names the invitation the user saw (see `Input::Accept`).
+    pub async fn accept(
+        &self,
+        peer: PeerRef,
+        seq: Option<u64>,
+    ) -> Result<SessionInfo, EngineError> {
+        self.ask(|r| Command::Accept(peer, seq, r)).await?
     }
 
     /// DeclineSession.

@@ -415,6 +415,7 @@ impl Engine {
                     mode,
                     transport,
                     detail,
+                    warning,
                     ..
                 }) => {
                     if state == SessionState::Established && mode == Some(Mode::Native) {
@@ -430,7 +431,16 @@ impl Engine {
                         transport,
                         trust,
                         detail,
+                        warning,
                     });
+                    continue;
+                }
+                Output::Event(kind @ EventKind::Invitation { .. }) => {
+                    // An accept may name this seq: it must land on the offer the user saw.
+                    let seq = self.emit(kind);
+                    if let Some(session) = self.sessions.get_mut(room_id) {
+                        session.set_invitation_seq(seq);
+                    }
                     continue;
                 }
                 Output::Event(kind) => {
@@ -472,6 +482,7 @@ impl Engine {
             transport: info.transport,
             trust: info.trust,
             detail: detail.to_owned(),
+            warning: info.warning,
         });
     }
 

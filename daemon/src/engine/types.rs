@@ -252,6 +252,12 @@ pub struct SessionInfo {
     pub detail: String,
     /// Sent messages not yet acknowledged.
     pub pending_messages: u32,
+    /// The sequence number of the invitation event for the offer waiting for an answer (also one
+    /// offered beside a live native session); what AcceptSession may name.
+    pub invitation_seq: Option<u64>,
+    /// Set when both ends run otrd but the session is legacy: "legacy — the server could read
+    /// this" (see `otr::session::LEGACY_WARNING`).
+    pub warning: Option<String>,
 }
 
 /// A 1:1 direct-message room.
@@ -366,6 +372,9 @@ pub enum EventKind {
         trust: Trust,
         /// Why.
         detail: String,
+        /// "legacy — the server could read this" when both ends run otrd but the session is
+        /// legacy (see [`SessionInfo::warning`]).
+        warning: Option<String>,
     },
     /// A chat message, in or out.
     Message {

@@ -17,8 +17,9 @@ const DECLINE: &str = "decline";
 pub struct Notifier {
     engine: EngineHandle,
     proxy: NotificationsProxy<'static>,
-    /// Notification id → peer username.
-    shown: HashMap<u32, String>,
+    /// Notification id → peer username and the invitation event's seq (what Accept names, so
+    /// a button pressed late cannot accept an offer that replaced the one shown).
+    shown: HashMap<u32, (String, u64)>,
 }
 
 impl Notifier {
@@ -31,7 +32,7 @@ impl Notifier {
         }
     }
 
-    async fn invitation(&mut self, peer: &str, mode: &str) {
+    async fn invitation(&mut self, peer: &str, mode: &str, seq: u64) {
         // Asked each time: the notification server may have been replaced since the last one.
         let actions_supported = match self.proxy.get_capabilities().await {
             Ok(caps) => caps.iter().any(|c| c == "actions"),
@@ -61,7 +62,7 @@ impl Notifier {
         {
             Ok(id) => {
                 tracing::debug!(id, %peer, "invitation notification shown");
-                self.shown.insert(id, peer.to_owned());
+                self.shown.insert(id, (peer.to_owned(), seq));
             }
             Err(e) => {
                 tracing::warn!(error = %e, %peer, "could not show the invitation notification")
@@ -72,18 +73,18 @@ impl Notifier {
     fn id_of(&self, peer: &str) -> Option<u32> {
         self.shown
             .iter()
-            .find(|(_, p)| p.as_str() == peer)
+            .find(|(_, (p, _))| p.as_str() == peer)
             .map(|(id, _)| *id)
     }
 
     async fn action(&mut self, id: u32, key: &str) {
         // Signals for other applications' notifications arrive too; only ours have an entry.
-        let Some(peer) = self.shown.remove(&id) else {
+        let Some((peer, seq)) = self.shown.remove(&id) else {
             return;
         };
         let who = PeerRef::Username(peer.clone());
         let result = match key {
-            ACCEPT => self.engine.accept(who).await,
+            ACCEPT => self.engine.accept(who, Some(seq)).await,
             DECLINE => self.engine.decline(who).await,
             other => {
                 tracing::debug!(action = %other, "ignoring an unknown notification action");
@@ -112,7 +113,9 @@ impl Notifier {
 
     async fn event(&mut self, event: Event) {
         match event.kind {
-            EventKind::Invitation { peer, mode, .. } => self.invitation(&peer, mode.as_str()).await,
+            EventKind::Invitation { peer, mode, .. } => {
+                self.invitation(&peer, mode.as_str(), event.seq).await
+            }
             EventKind::State { peer, state, .. } if state != SessionState::Requested => {
                 self.settled(&peer).await;
             }

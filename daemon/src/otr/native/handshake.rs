@@ -225,9 +225,10 @@ impl PendingInitiator {
 
     /// Verifies the responder's answer and derives the session. `handshake_payload` is exactly
     /// what we sent (with the offer), `ack_payload` exactly what arrived. On success returns the
-    /// established session and the confirmation to send; on failure nothing is kept.
+    /// established session and the confirmation to send. Borrowed, so a forged answer leaves the
+    /// offer waiting for the genuine one.
     pub fn complete<R: rand::RngCore + rand::CryptoRng + ?Sized>(
-        self,
+        &self,
         ctx: &SessionContext,
         handshake_payload: &Value,
         ack_payload: &Value,
@@ -392,8 +393,9 @@ impl PendingResponder {
     }
 
     /// Verifies the initiator's confirmation (the frame's `"otrd"` member, or the frame holding
-    /// it) and returns the established session.
-    pub fn confirm(self, confirm: &Value) -> Result<NativeSession, NativeError> {
+    /// it) and returns the established session. Borrowed, so a forged confirmation leaves the
+    /// answer waiting for the genuine one.
+    pub fn confirm(&self, confirm: &Value) -> Result<NativeSession, NativeError> {
         let c = parse_confirm(confirm).ok_or(NativeError::Malformed("confirm"))?;
         if InstanceTag::from_hex(&c.to) != Some(self.tag) {
             return Err(NativeError::NotForThisInstance);
@@ -421,7 +423,7 @@ impl PendingResponder {
             peer_ratchet: ratchet_pub,
             receiving: Some(receiving),
             peer_identity: self.peer_identity,
-            sas: self.sas,
+            sas: self.sas.clone(),
         }))
     }
 }

@@ -74,6 +74,7 @@
 //! root key, chain keys, ratchet private key, skipped keys); `x25519-dalek` and `aes-gcm` values
 //! are built per operation and dropped. No type here has a `Debug` that prints key bytes.
 
+pub mod control;
 mod frame;
 mod handshake;
 mod keys;

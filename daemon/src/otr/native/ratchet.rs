@@ -240,6 +240,12 @@ impl NativeSession {
         )
     }
 
+    /// `HMAC-SHA256(end key, parts…)`: the MAC under the key only the two ends of this session
+    /// hold, for the proofs that authenticate its control signals (see `super::control`).
+    pub(crate) fn session_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        *hmac(self.end_key.expose(), parts)
+    }
+
     /// Whether `token` is [`NativeSession::end_token`] for `sender_uid` in `room` (constant time).
     pub fn verify_end_token(&self, room: &str, sender_uid: &str, token: &[u8]) -> bool {
         mac_eq(&self.end_token(room, sender_uid), token)

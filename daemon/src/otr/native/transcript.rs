@@ -1,6 +1,7 @@
 //! The handshake transcript: a canonical serialisation of both signalling payloads and its hash,
 //! which salts the key derivation and is what both confirmation MACs cover.
 
+use super::control::AUTH_MEMBER;
 use super::OTRD_MEMBER;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -46,19 +47,32 @@ pub(crate) fn canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// The acknowledge payload as hashed: everything except `otrd.confirm` (the MAC over the hash).
+/// The acknowledge payload as hashed: everything except `otrd.confirm` (the MAC over the hash)
+/// and the session proof (see [`without_proof`]).
 fn ack_without_confirm(ack: &Value) -> Value {
-    let mut copy = ack.clone();
+    let mut copy = without_proof(ack);
     if let Some(member) = copy.get_mut(OTRD_MEMBER).and_then(Value::as_object_mut) {
         member.remove("confirm");
     }
     copy
 }
 
-/// `TH = SHA-256("otrd v1 transcript" ‖ lp(canon(handshake)) ‖ lp(canon(ack − confirm)))`.
+/// A payload without its top-level [`AUTH_MEMBER`]: a refresh's proof from the old session is
+/// added after the new handshake's answer is computed (it covers that answer), so it cannot be
+/// part of the transcript the answer's MAC covers.
+pub(crate) fn without_proof(payload: &Value) -> Value {
+    let mut copy = payload.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove(AUTH_MEMBER);
+    }
+    copy
+}
+
+/// `TH = SHA-256("otrd v1 transcript" ‖ lp(canon(handshake − proof)) ‖
+/// lp(canon(ack − proof − confirm)))`.
 pub(crate) fn transcript_hash(handshake: &Value, ack: &Value) -> [u8; 32] {
     let mut h = String::new();
-    canonical(handshake, &mut h);
+    canonical(&without_proof(handshake), &mut h);
     let mut a = String::new();
     canonical(&ack_without_confirm(ack), &mut a);
     let mut buf = Vec::with_capacity(h.len() + a.len() + 32);

@@ -11,6 +11,9 @@ use crate::engine::{
 use rand::{CryptoRng, RngCore};
 use serde_json::{json, Value};
 
+/// What front-ends show for a legacy session between two otrd daemons.
+pub const LEGACY_WARNING: &str = "legacy — the server could read this";
+
 /// How many ids, tokens, ciphertexts and keys each replay memory keeps.
 pub(super) const MEMORY: usize = 4096;
 
@@ -29,6 +32,9 @@ pub(super) struct OwnHandshake {
 pub(super) struct Invitation {
     pub(super) offer: PeerOffer,
     pub(super) expires_ms: i64,
+    /// The sequence number of the invitation event that showed it (set by the engine), which an
+    /// accept may name so that it cannot land on an offer the user never saw.
+    pub(super) seq: Option<u64>,
 }
 
 /// A message we sent that the peer has not acknowledged yet.
@@ -83,8 +89,16 @@ pub struct Session {
     pub(super) own_ciphertexts: Bounded<String, ()>,
     /// Peer public keys (normalised JWK) and when first seen: duplicates vs. replays.
     pub(super) peer_keys: Bounded<String, i64>,
-    /// Our native answer, waiting for the initiator's confirm frame (not yet established).
+    /// Our native answer, waiting for the initiator's confirm frame (not yet established, or a
+    /// refresh / new session beside a live one).
     pub(super) native_answer: Option<NativeAnswer>,
+    /// Why the last answer to our handshake (or confirmation of our answer) was refused; the
+    /// handshake keeps waiting for the genuine one and its timeout reports this.
+    pub(super) rejected_answer: Option<String>,
+    /// When `previous` became the pre-refresh keys (they go soon after, see `control.rs`).
+    pub(super) previous_since_ms: Option<i64>,
+    /// Per signal kind: the last `forged_signal` alarm and how many were held back since.
+    pub(super) forged_alarms: std::collections::HashMap<&'static str, (i64, u32)>,
 }
 
 impl Session {
@@ -112,6 +126,9 @@ impl Session {
             own_ciphertexts: Bounded::new(MEMORY),
             peer_keys: Bounded::new(MEMORY),
             native_answer: None,
+            rejected_answer: None,
+            previous_since_ms: None,
+            forged_alarms: std::collections::HashMap::new(),
         }
     }
 
@@ -125,7 +142,7 @@ impl Session {
         let mut out = Vec::new();
         match input {
             Input::Start { scheme } => self.start(scheme, now_ms, rng, &mut out)?,
-            Input::Accept => self.accept(now_ms, rng, &mut out)?,
+            Input::Accept { seq } => self.accept(seq, now_ms, rng, &mut out)?,
             Input::Decline => self.decline(now_ms, &mut out)?,
             Input::Refresh => self.refresh(now_ms, rng, &mut out)?,
             Input::End { notify_peer } => self.end(notify_peer, now_ms, &mut out)?,
@@ -168,6 +185,19 @@ impl Session {
         self.policy.peer_known_native = known;
     }
 
+    /// Updates `require_native` (the config may have been reloaded since this session began).
+    pub fn set_require_native(&mut self, required: bool) {
+        self.policy.require_native = required;
+    }
+
+    /// Records the sequence number of the invitation event the engine published for the pending
+    /// invitation.
+    pub fn set_invitation_seq(&mut self, seq: u64) {
+        if let Some(inv) = self.invitation.as_mut() {
+            inv.seq.get_or_insert(seq);
+        }
+    }
+
     /// The room this session belongs to.
     pub fn context(&self) -> &RoomContext {
         &self.ctx
@@ -187,7 +217,18 @@ impl Session {
             since_ms: self.since_ms,
             detail: self.detail.clone(),
             pending_messages: u32::try_from(self.pending.len()).unwrap_or(u32::MAX),
+            invitation_seq: self.invitation.as_ref().and_then(|i| i.seq),
+            warning: self.warning(),
         }
+    }
+
+    /// Set while the session is legacy although both ends run otrd (the peer has spoken native
+    /// before, or the server has no stock OTR): the server could read it.
+    pub fn warning(&self) -> Option<String> {
+        let exposed = self.mode == Some(Mode::Legacy)
+            && matches!(self.state, SessionState::Established | SessionState::Establishing)
+            && (self.policy.peer_known_native || self.policy.legacy_impossible);
+        exposed.then(|| LEGACY_WARNING.to_owned())
     }
 
     fn transport(&self) -> Option<TransportKind> {
@@ -223,6 +264,7 @@ impl Session {
         ) {
             return Err(self.already_active());
         }
+        let pref = self.acceptable_preference(pref)?;
         let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
         self.drop_keys();
         self.initiator = true;
@@ -237,29 +279,78 @@ impl Session {
         Ok(())
     }
 
+    /// The pending invitation a user command may act on: one waiting for an answer, or a new
+    /// native session offered beside the live one.
+    fn pending_invitation(&self) -> Result<&Invitation, SessionError> {
+        match (&self.invitation, self.state) {
+            (Some(inv), SessionState::Requested | SessionState::Timeout) => Ok(inv),
+            (Some(inv), SessionState::Established) if self.live_native() => Ok(inv),
+            _ => Err(SessionError::NoInvitation(self.ctx.peer_username.clone())),
+        }
+    }
+
     fn accept(
         &mut self,
+        seq: Option<u64>,
         now: i64,
         rng: &mut (impl RngCore + CryptoRng),
         out: &mut Vec<Output>,
     ) -> Result<(), SessionError> {
-        let invitation = match (&self.invitation, self.state) {
-            (Some(inv), SessionState::Requested | SessionState::Timeout) => inv,
-            _ => return Err(SessionError::NoInvitation(self.ctx.peer_username.clone())),
-        };
+        let invitation = self.pending_invitation()?;
+        if let Some(asked) = seq.filter(|s| invitation.seq != Some(*s)) {
+            return Err(SessionError::InvitationReplaced {
+                peer: self.ctx.peer_username.clone(),
+                asked,
+                current: invitation.seq,
+                mode: scheme::offered_mode(&invitation.offer).as_str(),
+            });
+        }
+        if scheme::offered_mode(&invitation.offer) == Mode::Legacy {
+            // Judged again: the policy may have changed since it was shown.
+            if let super::control::LegacyVerdict::Refuse { message, .. } =
+                self.legacy_verdict("offers", false)
+            {
+                return Err(SessionError::LegacyRefused(message));
+            }
+        }
         let offer = invitation.offer.clone();
         self.answer_offer(&offer, now, rng, out)
     }
 
     fn decline(&mut self, now: i64, out: &mut Vec<Output>) -> Result<(), SessionError> {
-        if self.invitation.is_none()
-            || !matches!(self.state, SessionState::Requested | SessionState::Timeout)
-        {
-            return Err(SessionError::NoInvitation(self.ctx.peer_username.clone()));
-        }
+        self.pending_invitation()?;
         out.push(self.signal(SignalKind::Deny, None));
+        if self.live_native() {
+            // Declining a new session offered beside the live one leaves the live one alone.
+            self.invitation = None;
+            return Ok(());
+        }
         self.teardown(SessionState::Declined, "declined by you".into(), now, out);
         Ok(())
+    }
+
+    /// `pref` as this session's policy allows it: only native under `require_native` or where
+    /// the stock scheme cannot be genuine (8.x), where `auto` means native.
+    fn acceptable_preference(
+        &self,
+        pref: SchemePreference,
+    ) -> Result<SchemePreference, SessionError> {
+        let native_only = self.policy.require_native || self.policy.legacy_impossible;
+        match pref {
+            SchemePreference::Legacy if native_only => Err(SessionError::LegacyRefused(format!(
+                "only the native scheme is acceptable with {} ({})",
+                self.ctx.peer_username,
+                if self.policy.legacy_impossible {
+                    "this server has no stock OTR"
+                } else {
+                    "require_native is set"
+                }
+            ))),
+            SchemePreference::Auto if native_only && self.policy.native.is_some() => {
+                Ok(SchemePreference::Native)
+            }
+            other => Ok(other),
+        }
     }
 
     fn refresh(
@@ -274,13 +365,26 @@ impl Session {
                 state: self.state.as_str(),
             });
         }
-        let pref = match self.mode {
-            Some(Mode::Native) => SchemePreference::Native,
-            _ => SchemePreference::Legacy,
-        };
-        let offer = scheme::offer(pref, self.policy.native.as_ref(), rng)?;
-        // The old key stays readable for what is already in flight.
+        if self.live_native() {
+            // A native re-key: fresh 3DH under the live session's proof; the session stays
+            // established and usable until the new keys are confirmed (control.rs).
+            if self.own.is_some() || self.native_answer.is_some() {
+                return Err(SessionError::RefreshUnderway(self.ctx.peer_username.clone()));
+            }
+            let offer = scheme::offer(SchemePreference::Native, self.policy.native.as_ref(), rng)?;
+            self.send_handshake(offer, true, now, out);
+            self.set_state(
+                SessionState::Established,
+                "refreshing keys".into(),
+                now,
+                out,
+            );
+            return Ok(());
+        }
+        let offer = scheme::offer(SchemePreference::Legacy, self.policy.native.as_ref(), rng)?;
+        // The old key stays readable for what is already in flight (for a while, control.rs).
         self.previous = self.cipher.take();
+        self.previous_since_ms = Some(now);
         self.initiator = true;
         self.first_otr = false;
         self.send_handshake(offer, true, now, out);
@@ -334,15 +438,38 @@ impl Session {
         out: &mut Vec<Output>,
     ) -> Result<(), SessionError> {
         let answered = scheme::answer(offer, self.policy.native.as_ref(), &self.ctx, now, rng)?;
+        let live = self.live_native();
         self.invitation = None;
         self.own = None;
         self.timed_out_ms = None;
-        self.initiator = false;
         self.native_answer = None;
+        self.rejected_answer = None;
         let (cipher, payload) = match answered {
+            Answered::Native {
+                pending,
+                mut payload,
+            } if live => {
+                // Beside the live session, which stays usable until the initiator confirms.
+                if offer.refresh {
+                    self.prove(SignalKind::Acknowledge, &mut payload);
+                }
+                self.native_answer = Some(pending);
+                out.push(Output::Signal {
+                    kind: SignalKind::Acknowledge,
+                    payload,
+                });
+                return Ok(());
+            }
+            Answered::Legacy { .. } if live => {
+                return Err(SessionError::LegacyRefused(format!(
+                    "a native session with {} is live; a stock-scheme answer would downgrade it",
+                    self.ctx.peer_username
+                )));
+            }
             Answered::Legacy { cipher, payload } => (cipher, payload),
             Answered::Native { pending, payload } => {
                 // Not established until the initiator proves it holds the same keys.
+                self.initiator = false;
                 self.mode = None;
                 self.native_answer = Some(pending);
                 out.push(Output::DeleteOldMessages);
@@ -355,6 +482,7 @@ impl Session {
                 return Ok(());
             }
         };
+        self.initiator = false;
         self.mode = Some(cipher.mode());
         self.cipher = Some(cipher);
         self.epoch += 1;
@@ -392,7 +520,13 @@ impl Session {
                 map.insert("otrd".into(), ext.clone());
             }
         }
-        out.push(Output::DeleteOldMessages);
+        if self.live_native() {
+            // A native refresh: proven by the live session; the live session's messages on
+            // the server are not deleted (they may still be in flight).
+            self.prove(SignalKind::Handshake, &mut payload);
+        } else {
+            out.push(Output::DeleteOldMessages);
+        }
         out.push(Output::Signal {
             kind: SignalKind::Handshake,
             payload: payload.clone(),
@@ -404,6 +538,7 @@ impl Session {
             refresh,
         });
         self.timed_out_ms = None;
+        self.rejected_answer = None;
     }
 
     /// A signalling output from us: `{roomId, userId}` plus `publicKey` when given, plus the
@@ -414,13 +549,19 @@ impl Session {
             map.insert("publicKey".into(), Value::String(k.to_owned()));
         }
         // A native session's `end` carries proof that it comes from us (see `Cipher::end_proof`).
+        // A peer that has not switched to our refreshed keys yet checks the `prev` proof.
         if kind == SignalKind::End {
-            let proof = self
-                .cipher
-                .as_ref()
-                .and_then(|c| c.end_proof(&self.ctx.room_id, &self.ctx.my_uid));
-            if let (Some(proof), Value::Object(map)) = (proof, &mut payload) {
-                map.insert("otrd".into(), proof);
+            let proof = |c: &Option<Cipher>| {
+                c.as_ref()
+                    .and_then(|c| c.end_proof(&self.ctx.room_id, &self.ctx.my_uid))
+            };
+            if let (Some(Value::Object(mut m)), Value::Object(map)) = (proof(&self.cipher), &mut payload) {
+                if let Some(Value::Object(prev)) = proof(&self.previous) {
+                    if let Some(t) = prev.get("end") {
+                        m.insert("prev".into(), t.clone());
+                    }
+                }
+                map.insert("otrd".into(), Value::Object(m));
             }
         }
         Output::Signal { kind, payload }
@@ -447,6 +588,7 @@ impl Session {
             transport: self.transport(),
             trust: self.trust(),
             detail: self.detail.clone(),
+            warning: self.warning(),
         }));
     }
 
@@ -471,8 +613,10 @@ impl Session {
         self.invitation = None;
         self.cipher = None;
         self.previous = None;
+        self.previous_since_ms = None;
         self.timed_out_ms = None;
         self.native_answer = None;
+        self.rejected_answer = None;
     }
 
     /// A security alarm for front-ends (`key_confirmation_failed`, `downgrade`, ...).

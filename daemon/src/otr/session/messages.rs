@@ -40,6 +40,12 @@ impl Session {
         if self.state != SessionState::Established {
             return Err(not_established());
         }
+        if self.policy.require_native && self.mode != Some(crate::engine::Mode::Native) {
+            return Err(SessionError::LegacyRefused(format!(
+                "the session with {} is legacy and only native is acceptable (require_native);                  nothing was sent — end it and start a native one",
+                self.ctx.peer_username
+            )));
+        }
         let Some(cipher) = self.cipher.as_mut() else {
             return Err(not_established());
         };
@@ -233,7 +239,13 @@ impl Session {
                 ),
                 id,
             ));
-            if self.state == SessionState::Established && self.policy.decrypt_failure_ends_session {
+            // A native frame that does not open is dropped (the ratchet is unchanged): anyone
+            // can post one, so it must not end the session. Legacy keeps the stock behaviour.
+            let native = matches!(self.cipher, Some(super::scheme::Cipher::Native { .. }));
+            if self.state == SessionState::Established
+                && self.policy.decrypt_failure_ends_session
+                && !native
+            {
                 let detail = format!(
                     "could not decrypt a message from {}",
                     self.ctx.peer_username
@@ -394,7 +406,9 @@ impl Session {
     }
 
     pub(super) fn on_reconnected(&mut self, now: i64, out: &mut Vec<Output>) {
-        if self.state == SessionState::Establishing {
+        let refreshing = self.state == SessionState::Established
+            && self.own.as_ref().is_some_and(|o| o.refresh);
+        if self.state == SessionState::Establishing || refreshing {
             if let Some(own) = &mut self.own {
                 // Events in flight during the gap are lost; the same offer again is harmless.
                 own.sent_ms = now;
@@ -426,6 +440,14 @@ impl Session {
                     .as_ref()
                     .is_some_and(|o| now - o.sent_ms >= timeout) =>
             {
+                if let Some(why) = self.rejected_answer.take() {
+                    // Only refused (forged, stripped or stock) answers came: no session. A stock
+                    // peer that thinks it is established is told.
+                    out.push(self.signal(super::SignalKind::End, None));
+                    let detail = format!("no acceptable answer within {} s: {why}", timeout / 1000);
+                    self.teardown(SessionState::Error, detail, now, out);
+                    return;
+                }
                 // Keys are kept (as stock clients do) so a late acknowledge still completes.
                 let detail = format!(
                     "no answer from {} within {} s",
@@ -442,6 +464,11 @@ impl Session {
             {
                 // The initiator never confirmed our native answer: no session.
                 self.native_answer = None;
+                if let Some(why) = self.rejected_answer.take() {
+                    let detail = format!("no valid confirmation within {} s: {why}", timeout / 1000);
+                    self.teardown(SessionState::Error, detail, now, out);
+                    return;
+                }
                 let detail = format!(
                     "{} did not confirm the keys within {} s",
                     self.ctx.peer_username,
@@ -464,6 +491,7 @@ impl Session {
                 self.previous = None;
                 self.timed_out_ms = None;
             }
+            SessionState::Established => self.tick_live(now, out),
             _ => {}
         }
         self.tick_pending(now, out);

@@ -42,6 +42,7 @@
 //! through the negotiation functions in `scheme.rs`; the native scheme adds a variant and fills those
 //! functions in without touching the transitions.
 
+mod control;
 mod machine;
 mod messages;
 mod replay;
@@ -53,7 +54,7 @@ mod native_tests;
 #[cfg(test)]
 mod tests;
 
-pub use machine::Session;
+pub use machine::{Session, LEGACY_WARNING};
 
 use crate::engine::{EngineError, EventKind};
 use crate::secure::SecretString;
@@ -103,7 +104,14 @@ pub struct SessionPolicy {
     /// A message that does not decrypt ends an established session in `Error` (stock
     /// behaviour; default). Off on transports anyone can write to (path B on 8.x), where an
     /// undecryptable frame is reported and dropped so a third user cannot end the session.
+    /// Native sessions never end on a bad frame, whatever this says.
     pub decrypt_failure_ends_session: bool,
+    /// Only the native scheme is acceptable (config `require_native`): start, accept and sends
+    /// refuse legacy, first contact included.
+    pub require_native: bool,
+    /// The stock scheme cannot be genuine here (Rocket.Chat 8.x, transports A and B): stock-only
+    /// offers and answers are refused outright.
+    pub legacy_impossible: bool,
 }
 
 /// What the native scheme needs from the daemon: the identity and this run's instance tag.
@@ -139,6 +147,8 @@ impl Default for SessionPolicy {
             peer_known_native: false,
             refuse_downgrade: true,
             decrypt_failure_ends_session: true,
+            require_native: false,
+            legacy_impossible: false,
         }
     }
 }
@@ -209,7 +219,11 @@ pub enum Input {
         scheme: crate::engine::SchemePreference,
     },
     /// The user accepts the pending invitation (also after its 10 s window).
-    Accept,
+    Accept {
+        /// The invitation event's sequence number the user saw; `None` accepts whatever is
+        /// pending (scripts that accept at once).
+        seq: Option<u64>,
+    },
     /// The user declines the pending invitation.
     Decline,
     /// The user asks for fresh keys in an established session.
@@ -330,6 +344,24 @@ pub enum SessionError {
         /// Limit.
         max: usize,
     },
+    /// The stock scheme was refused (`require_native`, Rocket.Chat 8.x, a possible downgrade).
+    #[error("{0}")]
+    LegacyRefused(String),
+    /// The invitation the user accepted was replaced by another offer meanwhile.
+    #[error("the invitation from {peer} you accepted (seq {asked}) was replaced by a newer {mode} offer{}; nothing was accepted — look at the new offer and accept it by its seq", current.map(|c| format!(" (seq {c})")).unwrap_or_default())]
+    InvitationReplaced {
+        /// Peer username.
+        peer: String,
+        /// The seq the user named.
+        asked: u64,
+        /// The pending invitation's seq.
+        current: Option<u64>,
+        /// Its scheme.
+        mode: &'static str,
+    },
+    /// A key refresh is already waiting for the peer.
+    #[error("a key refresh with {0} is already under way")]
+    RefreshUnderway(String),
     /// Key generation or encryption failed.
     #[error("OTR crypto failed: {0}")]
     Crypto(String),

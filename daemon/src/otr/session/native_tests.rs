@@ -34,7 +34,23 @@ fn session(me: &str, peer: &str, name: &str, native: Option<NativeSetup>) -> Ses
 }
 
 fn run(s: &mut Session, input: Input) -> Vec<Output> {
-    s.handle(input, 1_000, &mut OsRng).expect("input accepted")
+    run_at(s, input, 1_000)
+}
+
+fn run_at(s: &mut Session, input: Input, now: i64) -> Vec<Output> {
+    s.handle(input, now, &mut OsRng).expect("input accepted")
+}
+
+/// Past the handshake timeout of a handshake made at `run`'s time.
+const AFTER_TIMEOUT: i64 = 1_000 + 10_000;
+
+/// A rejected answer keeps the handshake waiting; its timeout ends it in `Error`, naming why.
+fn assert_waits_then_fails(s: &mut Session, why: &str) {
+    assert_eq!(s.state(), SessionState::Establishing, "still waiting for the genuine answer");
+    let out = run_at(s, Input::Tick, AFTER_TIMEOUT);
+    assert_eq!(s.state(), SessionState::Error, "{out:?}");
+    assert!(s.info().detail.contains(why), "{}", s.info().detail);
+    assert!(s.native_peer().is_none());
 }
 
 fn signals(out: &[Output]) -> Vec<(SignalKind, Value)> {
@@ -168,14 +184,15 @@ fn a_tampered_acknowledge_raises_key_confirmation_failed_and_establishes_nothing
         let swapped = crate::otr::legacy::EphemeralKeyPair::generate(&mut OsRng).expect("key pair");
         ack["publicKey"] = json!(swapped.public_jwk());
     });
-    // The swapped stock key changes the transcript: confirmation fails, nothing is established.
-    assert_eq!(alice.state(), SessionState::Error);
+    // The swapped stock key changes the transcript: confirmation fails, nothing is established;
+    // the handshake waits for a genuine answer until its timeout.
     assert!(alice.native_peer().is_none());
     assert_eq!(
         alarms(&completed),
         vec!["key_confirmation_failed".to_owned()]
     );
     assert!(signals(&completed).is_empty(), "no confirm frame is sent");
+    assert_waits_then_fails(&mut alice, "did not verify");
 }
 
 #[test]
@@ -189,8 +206,37 @@ fn a_tampered_otrd_answer_raises_the_alarm() {
         alarms(&completed),
         vec!["key_confirmation_failed".to_owned()]
     );
-    assert_eq!(alice.state(), SessionState::Error);
     assert!(alice.native_peer().is_none());
+    assert_waits_then_fails(&mut alice, "did not verify");
+}
+
+#[test]
+fn a_forged_answer_does_not_abandon_the_handshake_and_the_genuine_one_still_completes() {
+    let mut alice = session(A, B, "bob", setup());
+    let mut bob = session(B, A, "alice", setup());
+    let start = run(&mut alice, Input::Start { scheme: SchemePreference::Auto });
+    let hs = the_signal(&start, SignalKind::Handshake);
+    let answered = run(&mut bob, Input::Signal { kind: SignalKind::Handshake, payload: hs.clone() });
+    let genuine = the_signal(&answered, SignalKind::Acknowledge);
+    // A third party answers first: with its own native identity, then with the stock scheme.
+    let mut mallory = session(B, A, "alice", setup());
+    let forged = the_signal(
+        &run(&mut mallory, Input::Signal { kind: SignalKind::Handshake, payload: hs }),
+        SignalKind::Acknowledge,
+    );
+    let mut tampered = forged.clone();
+    tampered["otrd"]["confirm"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let out = run(&mut alice, Input::Signal { kind: SignalKind::Acknowledge, payload: tampered });
+    assert_eq!(alarms(&out), vec!["key_confirmation_failed".to_owned()]);
+    assert!(signals(&out).is_empty());
+    assert_eq!(alice.state(), SessionState::Establishing);
+    let done = run(&mut alice, Input::Signal { kind: SignalKind::Acknowledge, payload: genuine });
+    assert_eq!(alice.state(), SessionState::Established);
+    assert_eq!(alice.mode(), Some(Mode::Native));
+    let confirm = the_signal(&done, SignalKind::Acknowledge);
+    run(&mut bob, Input::Signal { kind: SignalKind::Acknowledge, payload: confirm });
+    assert_eq!(bob.state(), SessionState::Established);
+    assert_eq!(alice.native_peer().map(|p| p.1), bob.native_peer().map(|p| p.1));
 }
 
 #[test]
@@ -208,8 +254,9 @@ fn a_tampered_confirm_frame_leaves_the_responder_without_a_session() {
         },
     );
     assert_eq!(alarms(&out), vec!["key_confirmation_failed".to_owned()]);
-    assert_eq!(bob.state(), SessionState::Error);
     assert_eq!(bob.mode(), None);
+    // The genuine confirmation may still come; only the timeout ends it.
+    assert_waits_then_fails(&mut bob, "did not verify");
 }
 
 #[test]
@@ -222,13 +269,16 @@ fn a_known_native_peer_answering_legacy_is_a_refused_downgrade() {
         .get("otrd")
         .is_none());
     assert_eq!(alarms(&completed), vec!["downgrade".to_owned()]);
-    assert_eq!(alice.state(), SessionState::Error);
-    assert!(signals(&completed)
-        .iter()
-        .any(|(k, _)| *k == SignalKind::End));
+    assert!(signals(&completed).is_empty(), "nothing answers a refused answer");
     assert!(alice
         .handle(Input::Send { text: "x".into() }, 1_000, &mut OsRng)
         .is_err());
+    // At the timeout the session fails, and the (stock) peer that thinks it is established is
+    // told.
+    let out = run_at(&mut alice, Input::Tick, AFTER_TIMEOUT);
+    assert_eq!(alice.state(), SessionState::Error);
+    assert!(signals(&out).iter().any(|(k, _)| *k == SignalKind::End));
+    assert!(alice.info().detail.contains("possible downgrade"), "{}", alice.info().detail);
 }
 
 #[test]
@@ -272,15 +322,17 @@ fn native_only_start_refuses_a_legacy_answer() {
         },
     );
     let ack = the_signal(&answered, SignalKind::Acknowledge);
-    run(
+    let out = run(
         &mut alice,
         Input::Signal {
             kind: SignalKind::Acknowledge,
             payload: ack,
         },
     );
-    assert_eq!(alice.state(), SessionState::Error);
+    assert!(out.iter().any(|o| matches!(o,
+        Output::Event(crate::engine::EventKind::Error { code, .. }) if code == "native_required")));
     assert_ne!(alice.mode(), Some(Mode::Legacy));
+    assert_waits_then_fails(&mut alice, "only native is acceptable");
     let mut legacy_only = session(A, B, "bob", None);
     let refused = legacy_only.handle(
         Input::Start {
@@ -310,11 +362,7 @@ fn established_pair() -> (Session, Session) {
 }
 
 fn forged_codes(out: &[Output]) -> usize {
-    out.iter()
-        .filter(|o| {
-            matches!(o, Output::Event(crate::engine::EventKind::Error { code, .. }) if code == "forged_event")
-        })
-        .count()
+    alarms(out).iter().filter(|c| *c == "forged_signal").count()
 }
 
 #[test]
@@ -334,13 +382,15 @@ fn a_native_end_needs_the_peers_proof_and_a_forged_one_changes_nothing() {
         json!({"roomId": ROOM, "userId": A, "otrd": {"end": 7}}),
         other_end,
     ];
-    for payload in forged {
-        let out = run(
+    for (i, payload) in forged.into_iter().enumerate() {
+        // Spaced out: forged-signal alarms of one kind are limited to one a second.
+        let out = run_at(
             &mut bob,
             Input::Signal {
                 kind: SignalKind::End,
                 payload: payload.clone(),
             },
+            1_000 + 2_000 * i as i64,
         );
         assert_eq!(forged_codes(&out), 1, "{payload}: {out:?}");
         assert_eq!(bob.state(), SessionState::Established, "{payload}");

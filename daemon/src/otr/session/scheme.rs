@@ -96,17 +96,28 @@ impl Cipher {
         }
     }
 
+    /// The ratchet of a native session (for control proofs, `crate::otr::native::control`).
+    pub(super) fn native_session(&self) -> Option<&NativeSession> {
+        match self {
+            Self::Legacy(_) => None,
+            Self::Native { session, .. } => Some(session),
+        }
+    }
+
     /// Whether an incoming `end` may end this session: always for legacy (stock behaviour);
     /// for native only with a valid [`Cipher::end_proof`] from `sender_uid` in `room`.
     pub(super) fn end_is_authentic(&self, room: &str, sender_uid: &str, payload: &Value) -> bool {
         match self {
             Self::Legacy(_) => true,
-            Self::Native { session, .. } => payload
-                .get("otrd")
-                .and_then(|m| m.get("end"))
-                .and_then(Value::as_str)
-                .and_then(|t| B64.decode(t).ok())
-                .is_some_and(|t| session.verify_end_token(room, sender_uid, &t)),
+            // `end` is made under the sender's live keys, `prev` under its pre-refresh keys.
+            Self::Native { session, .. } => ["end", "prev"].iter().any(|member| {
+                payload
+                    .get("otrd")
+                    .and_then(|m| m.get(*member))
+                    .and_then(Value::as_str)
+                    .and_then(|t| B64.decode(t).ok())
+                    .is_some_and(|t| session.verify_end_token(room, sender_uid, &t))
+            }),
         }
     }
 
@@ -303,12 +314,11 @@ pub(super) fn answer(
 
 /// How our handshake ended.
 pub(super) enum Completed {
-    /// Legacy; `offered_native` says we had offered native (a possible downgrade).
+    /// Legacy (whether that was acceptable after a native offer is judged before, see
+    /// [`is_legacy_answer_to_native`]).
     Legacy {
         /// The live cipher.
         cipher: Cipher,
-        /// We offered native and got a legacy answer.
-        offered_native: bool,
     },
     /// Native, confirmed; `confirm` is the `"otrd"` member of the confirm frame to send.
     Native {
@@ -340,14 +350,14 @@ pub(super) fn answer_is_for_other_instance(own: &OwnOffer, ack: &Value) -> bool 
 
 /// Completes our offer with the peer's acknowledge.
 pub(super) fn complete(
-    own: OwnOffer,
+    own: &OwnOffer,
     own_payload: &Value,
     ack: &Value,
     peer_key: &PeerPublicKey,
     ctx: &RoomContext,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Completed, CompleteError> {
-    match own.native {
+    match &own.native {
         Some(pending) if native::parse_answer(ack).is_some() => {
             let (session, confirm) = pending
                 .complete(&native_ctx(ctx), own_payload, ack, rng)
@@ -364,18 +374,21 @@ pub(super) fn complete(
             })
         }
         Some(_) if own.native_only => Err(CompleteError::NativeRequired),
-        native_offer => {
+        _ => {
             let cipher = own
                 .legacy
                 .agree(peer_key)
                 .map(Cipher::Legacy)
                 .map_err(CompleteError::Legacy)?;
-            Ok(Completed::Legacy {
-                cipher,
-                offered_native: native_offer.is_some(),
-            })
+            Ok(Completed::Legacy { cipher })
         }
     }
+}
+
+/// True when `ack` answers our native offer with the stock scheme only: a stock peer, or a
+/// server that stripped the answer (or the offer) — the downgrade rules decide.
+pub(super) fn is_legacy_answer_to_native(own: &OwnOffer, ack: &Value) -> bool {
+    own.native.is_some() && native::parse_answer(ack).is_none()
 }
 
 /// True when an `acknowledge` payload is a native confirm frame (an `"otrd"` member with `rk`).
@@ -385,7 +398,7 @@ pub(super) fn is_confirm_frame(payload: &Value) -> bool {
 
 /// Finishes a native answer with the initiator's confirm frame.
 pub(super) fn confirm(
-    pending: NativeAnswer,
+    pending: &NativeAnswer,
     frame: &Value,
     ctx: &RoomContext,
 ) -> Result<Cipher, NativeError> {

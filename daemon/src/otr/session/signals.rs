@@ -5,6 +5,7 @@
 //! dropped. Events carrying a key are deduplicated by that key: a repeat inside the window is a
 //! relay duplicate (silent), a later repeat is a replay (reported).
 
+use super::control::LegacyVerdict;
 use super::machine::{Invitation, Session};
 use super::scheme::{self, CompleteError, Completed, PeerOffer};
 use super::{Output, SignalKind};
@@ -57,6 +58,11 @@ impl Session {
             ));
             return;
         }
+        if self.live_native() {
+            // Nothing unauthenticated may change a native session (control.rs).
+            self.on_native_control(kind, obj, now, rng, out);
+            return;
+        }
         match kind {
             SignalKind::Handshake => self.on_handshake(obj, now, rng, out),
             SignalKind::Acknowledge => self.on_acknowledge(obj, now, rng, out),
@@ -67,7 +73,7 @@ impl Session {
 
     /// Parses `publicKey` and checks it is new: `None` means "drop this event" (outputs already
     /// pushed). The caller remembers the returned normalised key once it acts on it.
-    fn fresh_peer_key(
+    pub(super) fn fresh_peer_key(
         &mut self,
         kind: SignalKind,
         obj: &Map<String, Value>,
@@ -123,13 +129,31 @@ impl Session {
             refresh: obj.get("refresh") == Some(&Value::Bool(true)),
             payload: Value::Object(obj.clone()),
         };
+        // Within an established legacy session (a stock peer's refresh or restart) nothing is
+        // downgraded; everywhere else a stock-only offer is judged.
+        let legacy_live =
+            self.state == SessionState::Established && self.mode == Some(crate::engine::Mode::Legacy);
+        let verdict = if !legacy_live && scheme::offered_mode(&offer) == crate::engine::Mode::Legacy {
+            self.legacy_verdict("offers", false)
+        } else {
+            LegacyVerdict::Allow
+        };
+        if let LegacyVerdict::Refuse { code, message } = verdict {
+            // Refused before anything changes: a pending handshake of ours (glare) or a live
+            // legacy session stays as it was, and nothing is sent.
+            out.push(self.refusal(code, message));
+            return;
+        }
         match self.state {
             SessionState::Established if offer.refresh => {
                 // A refresh is answered at once, no prompt (stock behaviour); the old key stays
                 // readable for what is in flight.
                 let old = self.cipher.take();
                 match self.answer_offer(&offer, now, rng, out) {
-                    Ok(()) => self.previous = old,
+                    Ok(()) => {
+                        self.previous = old;
+                        self.previous_since_ms = Some(now);
+                    }
                     Err(e) => {
                         self.cipher = old;
                         out.push(self.error_event("refresh_failed", e.to_string(), ""));
@@ -173,6 +197,9 @@ impl Session {
                 self.invite(offer, detail, now, rng, out);
             }
         }
+        if let LegacyVerdict::Warn(message) = verdict {
+            out.push(self.alarm("downgrade", message));
+        }
     }
 
     /// `Requested` with an invitation event, then auto-accept when the policy says so.
@@ -192,6 +219,7 @@ impl Session {
         self.invitation = Some(Invitation {
             offer: offer.clone(),
             expires_ms,
+            seq: None,
         });
         self.set_state(SessionState::Requested, detail, now, out);
         out.push(Output::Event(EventKind::Invitation {
@@ -200,24 +228,6 @@ impl Session {
             mode,
             expires_ms,
         }));
-        // A peer known to speak native now offering only legacy is a possible downgrade (a
-        // server stripping the offer): tell the user, and under the refuse policy never accept
-        // it automatically — the user decides with accept or decline.
-        let downgrade = mode == crate::engine::Mode::Legacy
-            && self.policy.native.is_some()
-            && self.policy.peer_known_native;
-        if downgrade {
-            let refuse = self.policy.refuse_downgrade;
-            let message = format!(
-                "{} has used the native scheme before but now offers only legacy: possible downgrade; {}",
-                self.ctx.peer_username,
-                if refuse { "not accepted automatically (accept or decline it yourself)" } else { "accepted per policy" },
-            );
-            out.push(self.alarm("downgrade", message));
-            if refuse {
-                return;
-            }
-        }
         if self.policy.auto_accept {
             if let Err(e) = self.answer_offer(&offer, now, rng, out) {
                 out.push(self.error_event("accept_failed", e.to_string(), ""));
@@ -267,65 +277,45 @@ impl Session {
             // Our other daemon's handshake was answered: not ours, and not an error.
             return;
         }
-        self.peer_keys.insert(norm, now);
-        let Some(own) = self.own.take() else { return };
+        let Some(own) = self.own.as_ref() else { return };
         let refresh = own.refresh;
-        let outcome = scheme::complete(own.offer, &own.payload, &payload, &key, &self.ctx, rng);
+        if scheme::is_legacy_answer_to_native(&own.offer, &payload) {
+            let native_only = own.offer.native_only;
+            match self.legacy_verdict("answered", native_only) {
+                LegacyVerdict::Refuse { code, message } => {
+                    // Not remembered and not fatal: a forged stock answer must not abandon our
+                    // handshake; the genuine answer may still come. The timeout reports it.
+                    out.push(self.refusal(code, message.clone()));
+                    self.rejected_answer = Some(message);
+                    return;
+                }
+                LegacyVerdict::Warn(message) => out.push(self.alarm("downgrade", message)),
+                LegacyVerdict::Allow => {}
+            }
+        }
+        let outcome = scheme::complete(&own.offer, &own.payload, &payload, &key, &self.ctx, rng);
+        if let Err(CompleteError::Native(e)) = &outcome {
+            // A forged or tampered answer: raise the alarm, keep waiting for the genuine one.
+            let message = format!("the native answer from {} did not verify: {e}", self.ctx.peer_username);
+            self.reject_answer(message, out);
+            return;
+        }
+        self.peer_keys.insert(norm, now);
+        self.own = None;
         let cipher = match outcome {
             Ok(Completed::Native { cipher, confirm }) => {
-                let mut frame = match self.signal(SignalKind::Acknowledge, None) {
-                    Output::Signal { payload, .. } => payload,
-                    _ => Value::Null,
-                };
-                if let Value::Object(map) = &mut frame {
-                    map.insert("otrd".into(), confirm);
-                }
-                out.push(Output::Signal {
-                    kind: SignalKind::Acknowledge,
-                    payload: frame,
-                });
+                self.push_confirm_frame(confirm, out);
                 Ok(cipher)
             }
-            Ok(Completed::Legacy {
-                cipher,
-                offered_native,
-            }) => {
-                if offered_native && self.policy.peer_known_native {
-                    let refuse = self.policy.refuse_downgrade;
-                    let message = format!(
-                        "{} has used the native scheme before but answered only legacy: possible downgrade; {}",
-                        self.ctx.peer_username,
-                        if refuse { "session refused (start --legacy to accept it)" } else { "accepted per policy" },
-                    );
-                    out.push(self.alarm("downgrade", message));
-                    if refuse {
-                        drop(cipher);
-                        out.push(self.signal(SignalKind::End, None));
-                        self.teardown(
-                            SessionState::Error,
-                            "refused a possible downgrade to legacy".into(),
-                            now,
-                            out,
-                        );
-                        return;
-                    }
-                }
-                Ok(cipher)
-            }
+            Ok(Completed::Legacy { cipher }) => Ok(cipher),
             Err(CompleteError::NativeRequired) => {
-                out.push(self.signal(SignalKind::End, None));
-                let detail = format!(
-                    "{} does not speak the native scheme",
-                    self.ctx.peer_username
-                );
-                out.push(self.error_event("native_unavailable", detail.clone(), ""));
+                // Judged above (native_only refuses every legacy answer); kept for completeness.
+                let detail = format!("{} does not speak the native scheme", self.ctx.peer_username);
+                out.push(self.error_event("native_required", detail.clone(), ""));
                 self.teardown(SessionState::Error, detail, now, out);
                 return;
             }
-            Err(CompleteError::Native(e)) => {
-                self.fail_confirmation(&e, now, out);
-                return;
-            }
+            Err(CompleteError::Native(_)) => return,
             Err(CompleteError::Legacy(e)) => Err(e),
         };
         let own_refresh = refresh;
@@ -360,21 +350,27 @@ impl Session {
         }
     }
 
-    /// The initiator's confirm frame for our native answer.
-    fn on_native_confirm(&mut self, frame: &Value, now: i64, out: &mut Vec<Output>) {
-        let Some(pending) = self.native_answer.take() else {
+    /// The initiator's confirm frame for our native answer (a first session, a refresh, or a new
+    /// session offered beside a live one).
+    pub(super) fn on_native_confirm(&mut self, frame: &Value, now: i64, out: &mut Vec<Output>) {
+        let Some(pending) = self.native_answer.as_ref() else {
             // A duplicate after we finished, or nothing we answered: nothing to do.
             return;
         };
         let ours = native::parse_confirm(frame).and_then(|c| c.receiver_tag());
         if self.policy.native.as_ref().map(|s| s.tag) != ours {
             // Addressed to another instance of this account.
-            self.native_answer = Some(pending);
             return;
         }
         let refresh = pending.refresh;
         match scheme::confirm(pending, frame, &self.ctx) {
             Ok(cipher) => {
+                self.native_answer = None;
+                self.rejected_answer = None;
+                if self.live_native() {
+                    self.replace_live(cipher, refresh, now, out);
+                    return;
+                }
                 self.mode = Some(cipher.mode());
                 self.cipher = Some(cipher);
                 self.epoch += 1;
@@ -387,9 +383,41 @@ impl Session {
                 self.set_state(SessionState::Established, detail.into(), now, out);
             }
             Err(e) => {
-                self.fail_confirmation(&e, now, out);
+                // Forged or tampered: the alarm goes up, the answer keeps waiting for the
+                // genuine confirmation until its timeout.
+                let message = format!(
+                    "a confirmation of the native handshake with {} did not verify: {e}",
+                    self.ctx.peer_username
+                );
+                self.reject_answer(message, out);
             }
         }
+    }
+
+    /// Sends the initiator's confirm frame (`acknowledge` with the `otrd` confirm member).
+    pub(super) fn push_confirm_frame(&self, confirm: Value, out: &mut Vec<Output>) {
+        let mut frame = match self.signal(SignalKind::Acknowledge, None) {
+            Output::Signal { payload, .. } => payload,
+            _ => Value::Null,
+        };
+        if let Value::Object(map) = &mut frame {
+            map.insert("otrd".into(), confirm);
+        }
+        out.push(Output::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: frame,
+        });
+    }
+
+    /// An answer to our handshake (or a confirmation of ours) that did not verify: alarm, and
+    /// remember why for the timeout's report.
+    fn reject_answer(&mut self, message: String, out: &mut Vec<Output>) {
+        tracing::warn!(room = %self.ctx.room_id, "native handshake answer did not verify");
+        out.push(self.alarm(
+            "key_confirmation_failed",
+            format!("{message}; keys may have been tampered with — still waiting for the genuine answer"),
+        ));
+        self.rejected_answer = Some(message);
     }
 
     fn on_deny(&mut self, now: i64, out: &mut Vec<Output>) {
@@ -399,24 +427,13 @@ impl Session {
         }
     }
 
-    fn on_peer_end(&mut self, payload: &Value, now: i64, out: &mut Vec<Output>) {
+    pub(super) fn on_peer_end(&mut self, payload: &Value, now: i64, out: &mut Vec<Output>) {
         if self.state == SessionState::Established {
             // The server does not attest `userId`: anyone sharing a room with us can send this.
             // A native session ends only on the peer's proof; legacy keeps the stock behaviour.
-            let authentic = self
-                .cipher
-                .as_ref()
-                .is_none_or(|c| c.end_is_authentic(&self.ctx.room_id, &self.ctx.peer_uid, payload));
+            let authentic = self.end_is_authentic(payload);
             if !authentic {
-                tracing::warn!(room = %self.ctx.room_id, "unauthenticated end for a native session");
-                out.push(self.error_event(
-                    "forged_event",
-                    format!(
-                        "ignored an end for the native session with {} without valid proof",
-                        self.ctx.peer_username
-                    ),
-                    "",
-                ));
+                self.forged_signal("end", now, out);
                 return;
             }
             self.first_otr = true;
@@ -440,25 +457,5 @@ impl Session {
         self.first_otr = true;
         let detail = format!("{} went offline", self.ctx.peer_username);
         self.teardown(SessionState::Ended, detail, now, out);
-    }
-}
-
-impl Session {
-    /// Key confirmation failed: raise the alarm (keys may have been tampered with) and end in
-    /// Error with nothing established.
-    fn fail_confirmation(&mut self, e: &dyn std::fmt::Display, now: i64, out: &mut Vec<Output>) {
-        out.push(self.alarm(
-            "key_confirmation_failed",
-            format!(
-                "native handshake with {} failed ({e}): keys may have been tampered with",
-                self.ctx.peer_username
-            ),
-        ));
-        self.teardown(
-            SessionState::Error,
-            format!("key confirmation failed: {e}"),
-            now,
-            out,
-        );
     }
 }

@@ -221,7 +221,7 @@ impl Relay {
             },
         )
         .expect("start");
-        r.cmd(initiator.other(), Input::Accept).expect("accept");
+        r.cmd(initiator.other(), Input::Accept { seq: None }).expect("accept");
         assert_eq!(r.a.state(), SessionState::Established);
         assert_eq!(r.b.state(), SessionState::Established);
         r

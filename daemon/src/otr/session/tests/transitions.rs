@@ -80,7 +80,7 @@ fn native_preference_fails_clearly_and_auto_behaves_as_legacy() {
         },
     )
     .expect("auto");
-    r.cmd(Side::B, Input::Accept).expect("accept");
+    r.cmd(Side::B, Input::Accept { seq: None }).expect("accept");
     assert_eq!(r.a.mode(), Some(Mode::Legacy));
     assert_eq!(r.b.info().trust, crate::engine::Trust::Unverified);
 }
@@ -106,7 +106,7 @@ fn incoming_handshake_prompts_then_accept_establishes_both_sides() {
         _ => None,
     });
     assert_eq!(inv, Some((T0 + 10_000, "alice".to_owned(), Mode::Legacy)));
-    r.cmd(Side::B, Input::Accept).expect("accept");
+    r.cmd(Side::B, Input::Accept { seq: None }).expect("accept");
     assert_eq!(r.a.state(), SessionState::Established);
     assert_eq!(r.b.state(), SessionState::Established);
     assert_eq!(system_messages(&r.log_a), vec![system::USER_JOINED_OTR]);
@@ -134,7 +134,7 @@ fn incoming_handshake_prompts_then_accept_establishes_both_sides() {
         },
     )
     .expect("start");
-    r.cmd(Side::B, Input::Accept).expect("accept");
+    r.cmd(Side::B, Input::Accept { seq: None }).expect("accept");
     r.cmd(Side::A, Input::Refresh).expect("refresh");
     let joined = system_messages(&r.log_a)
         .iter()
@@ -185,7 +185,7 @@ fn decline_sends_deny_and_the_initiator_sees_declined() {
         Some(Output::Event(EventKind::State { .. }))
     ));
     assert_eq!(
-        r.b.handle(Input::Accept, r.now, &mut r.rng)
+        r.b.handle(Input::Accept { seq: None }, r.now, &mut r.rng)
             .expect_err("refused"),
         SessionError::NoInvitation("alice".into())
     );
@@ -247,7 +247,7 @@ fn a_late_accept_still_acknowledges_and_completes() {
     .expect("start");
     r.advance(15_000);
     assert_eq!(r.b.state(), SessionState::Timeout);
-    r.cmd(Side::B, Input::Accept).expect("late accept");
+    r.cmd(Side::B, Input::Accept { seq: None }).expect("late accept");
     assert_eq!(r.b.state(), SessionState::Established);
     assert_eq!(
         r.a.state(),
@@ -272,7 +272,7 @@ fn keys_of_a_timed_out_handshake_are_dropped_after_the_grace_period() {
     r.advance(61_000);
     assert!(r.a.own.is_none() && r.b.invitation.is_none());
     assert_eq!(
-        r.b.handle(Input::Accept, r.now, &mut r.rng)
+        r.b.handle(Input::Accept { seq: None }, r.now, &mut r.rng)
             .expect_err("refused"),
         SessionError::NoInvitation("alice".into())
     );
@@ -399,7 +399,7 @@ fn glare_leaves_exactly_one_offer_and_completes() {
     // B's uid sorts lower, so B keeps its offer; A abandons its own and answers B's.
     assert_eq!(r.b.state(), SessionState::Establishing);
     assert_eq!(r.a.state(), SessionState::Requested);
-    r.cmd(Side::A, Input::Accept).expect("accept");
+    r.cmd(Side::A, Input::Accept { seq: None }).expect("accept");
     assert_eq!(r.a.state(), SessionState::Established);
     assert_eq!(r.b.state(), SessionState::Established);
     r.send(Side::A, "glare ok");
