@@ -22,7 +22,7 @@
 //! follows `[policy] downgrade`.
 
 use super::machine::{Invitation, Session};
-use super::scheme::{self, Cipher, Completed, CompleteError, PeerOffer};
+use super::scheme::{self, Cipher, CompleteError, Completed, PeerOffer};
 use super::{Output, SignalKind};
 use crate::engine::{EventKind, Mode, SessionState};
 use crate::otr::native::control;
@@ -51,7 +51,8 @@ pub(super) enum LegacyVerdict {
 impl Session {
     /// An established session under the native scheme: only proven signals may change it.
     pub(super) fn live_native(&self) -> bool {
-        self.state == SessionState::Established && matches!(self.cipher, Some(Cipher::Native { .. }))
+        self.state == SessionState::Established
+            && matches!(self.cipher, Some(Cipher::Native { .. }))
     }
 
     /// Judges a stock-only offer (`what` = "offers") or answer ("answered"); `native_only` is the
@@ -236,7 +237,10 @@ impl Session {
                 self.replace_live(cipher, true, now, out);
             }
             Err(CompleteError::Native(e)) => {
-                let message = format!("the refreshed keys from {} did not verify: {e}", self.ctx.peer_username);
+                let message = format!(
+                    "the refreshed keys from {} did not verify: {e}",
+                    self.ctx.peer_username
+                );
                 out.push(self.alarm("key_confirmation_failed", message));
             }
             Ok(Completed::Legacy { .. }) | Err(_) => {
@@ -255,7 +259,11 @@ impl Session {
             .filter(|o| o.refresh)
             .and_then(|o| offer_ek(&o.payload));
         let names_ours = ours.is_some()
-            && payload.get("otrd").and_then(|m| m.get("refuses")).and_then(Value::as_str) == ours.as_deref();
+            && payload
+                .get("otrd")
+                .and_then(|m| m.get("refuses"))
+                .and_then(Value::as_str)
+                == ours.as_deref();
         if !names_ours || !self.proven(SignalKind::Deny, payload) {
             return self.forged_signal("deny", now, out);
         }
@@ -284,7 +292,13 @@ impl Session {
 
     /// A new native session verified while one is live: a refresh keeps the old keys readable
     /// for what is in flight; a new session (the peer lost the old keys) replaces it.
-    pub(super) fn replace_live(&mut self, new: Cipher, refresh: bool, now: i64, out: &mut Vec<Output>) {
+    pub(super) fn replace_live(
+        &mut self,
+        new: Cipher,
+        refresh: bool,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
         let old_peer = self.native_peer().map(|(fp, _)| fp);
         let new_peer = new.native_peer().map(|(fp, _)| fp);
         if refresh && old_peer != new_peer {
@@ -321,14 +335,26 @@ impl Session {
             .as_ref()
             .and_then(Cipher::native_session)
             .is_some_and(|s| {
-                control::has_proof(s, kind.as_str(), &self.ctx.room_id, &self.ctx.peer_uid, payload)
+                control::has_proof(
+                    s,
+                    kind.as_str(),
+                    &self.ctx.room_id,
+                    &self.ctx.peer_uid,
+                    payload,
+                )
             })
     }
 
     /// Adds our proof for a `kind` signal to `payload` (nothing outside a native session).
     pub(super) fn prove(&self, kind: SignalKind, payload: &mut Value) {
         if let Some(s) = self.cipher.as_ref().and_then(Cipher::native_session) {
-            control::add_proof(s, kind.as_str(), &self.ctx.room_id, &self.ctx.my_uid, payload);
+            control::add_proof(
+                s,
+                kind.as_str(),
+                &self.ctx.room_id,
+                &self.ctx.my_uid,
+                payload,
+            );
         }
     }
 
@@ -374,7 +400,11 @@ impl Session {
     /// confirmed in time, an invitation beside it that expired, the pre-refresh keys.
     pub(super) fn tick_live(&mut self, now: i64, out: &mut Vec<Output>) {
         let timeout = self.policy.handshake_timeout_ms;
-        if self.own.as_ref().is_some_and(|o| o.refresh && now - o.sent_ms >= timeout) {
+        if self
+            .own
+            .as_ref()
+            .is_some_and(|o| o.refresh && now - o.sent_ms >= timeout)
+        {
             self.own = None;
             let message = format!(
                 "{} did not answer the key refresh within {} s; the session goes on with the \
@@ -384,7 +414,11 @@ impl Session {
             );
             out.push(self.error_event("refresh_failed", message, ""));
         }
-        if self.native_answer.as_ref().is_some_and(|p| now - p.sent_ms >= timeout) {
+        if self
+            .native_answer
+            .as_ref()
+            .is_some_and(|p| now - p.sent_ms >= timeout)
+        {
             self.native_answer = None;
             self.rejected_answer = None;
             let message = format!(
@@ -396,7 +430,11 @@ impl Session {
             out.push(self.error_event("refresh_failed", message, ""));
         }
         let grace = self.policy.late_answer_grace_ms;
-        if self.invitation.as_ref().is_some_and(|i| now - i.expires_ms > grace) {
+        if self
+            .invitation
+            .as_ref()
+            .is_some_and(|i| now - i.expires_ms > grace)
+        {
             self.invitation = None;
         }
         self.tick_previous(now);

@@ -226,7 +226,10 @@ impl Session {
     /// before, or the server has no stock OTR): the server could read it.
     pub fn warning(&self) -> Option<String> {
         let exposed = self.mode == Some(Mode::Legacy)
-            && matches!(self.state, SessionState::Established | SessionState::Establishing)
+            && matches!(
+                self.state,
+                SessionState::Established | SessionState::Establishing
+            )
             && (self.policy.peer_known_native || self.policy.legacy_impossible);
         exposed.then(|| LEGACY_WARNING.to_owned())
     }
@@ -369,7 +372,9 @@ impl Session {
             // A native re-key: fresh 3DH under the live session's proof; the session stays
             // established and usable until the new keys are confirmed (control.rs).
             if self.own.is_some() || self.native_answer.is_some() {
-                return Err(SessionError::RefreshUnderway(self.ctx.peer_username.clone()));
+                return Err(SessionError::RefreshUnderway(
+                    self.ctx.peer_username.clone(),
+                ));
             }
             let offer = scheme::offer(SchemePreference::Native, self.policy.native.as_ref(), rng)?;
             self.send_handshake(offer, true, now, out);
@@ -555,7 +560,9 @@ impl Session {
                 c.as_ref()
                     .and_then(|c| c.end_proof(&self.ctx.room_id, &self.ctx.my_uid))
             };
-            if let (Some(Value::Object(mut m)), Value::Object(map)) = (proof(&self.cipher), &mut payload) {
+            if let (Some(Value::Object(mut m)), Value::Object(map)) =
+                (proof(&self.cipher), &mut payload)
+            {
                 if let Some(Value::Object(prev)) = proof(&self.previous) {
                     if let Some(t) = prev.get("end") {
                         m.insert("prev".into(), t.clone());

@@ -406,8 +406,8 @@ impl Session {
     }
 
     pub(super) fn on_reconnected(&mut self, now: i64, out: &mut Vec<Output>) {
-        let refreshing = self.state == SessionState::Established
-            && self.own.as_ref().is_some_and(|o| o.refresh);
+        let refreshing =
+            self.state == SessionState::Established && self.own.as_ref().is_some_and(|o| o.refresh);
         if self.state == SessionState::Establishing || refreshing {
             if let Some(own) = &mut self.own {
                 // Events in flight during the gap are lost; the same offer again is harmless.
@@ -465,7 +465,8 @@ impl Session {
                 // The initiator never confirmed our native answer: no session.
                 self.native_answer = None;
                 if let Some(why) = self.rejected_answer.take() {
-                    let detail = format!("no valid confirmation within {} s: {why}", timeout / 1000);
+                    let detail =
+                        format!("no valid confirmation within {} s: {why}", timeout / 1000);
                     self.teardown(SessionState::Error, detail, now, out);
                     return;
                 }

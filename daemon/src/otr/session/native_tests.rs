@@ -46,7 +46,11 @@ const AFTER_TIMEOUT: i64 = 1_000 + 10_000;
 
 /// A rejected answer keeps the handshake waiting; its timeout ends it in `Error`, naming why.
 fn assert_waits_then_fails(s: &mut Session, why: &str) {
-    assert_eq!(s.state(), SessionState::Establishing, "still waiting for the genuine answer");
+    assert_eq!(
+        s.state(),
+        SessionState::Establishing,
+        "still waiting for the genuine answer"
+    );
     let out = run_at(s, Input::Tick, AFTER_TIMEOUT);
     assert_eq!(s.state(), SessionState::Error, "{out:?}");
     assert!(s.info().detail.contains(why), "{}", s.info().detail);
@@ -214,29 +218,67 @@ fn a_tampered_otrd_answer_raises_the_alarm() {
 fn a_forged_answer_does_not_abandon_the_handshake_and_the_genuine_one_still_completes() {
     let mut alice = session(A, B, "bob", setup());
     let mut bob = session(B, A, "alice", setup());
-    let start = run(&mut alice, Input::Start { scheme: SchemePreference::Auto });
+    let start = run(
+        &mut alice,
+        Input::Start {
+            scheme: SchemePreference::Auto,
+        },
+    );
     let hs = the_signal(&start, SignalKind::Handshake);
-    let answered = run(&mut bob, Input::Signal { kind: SignalKind::Handshake, payload: hs.clone() });
+    let answered = run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::Handshake,
+            payload: hs.clone(),
+        },
+    );
     let genuine = the_signal(&answered, SignalKind::Acknowledge);
     // A third party answers first: with its own native identity, then with the stock scheme.
     let mut mallory = session(B, A, "alice", setup());
     let forged = the_signal(
-        &run(&mut mallory, Input::Signal { kind: SignalKind::Handshake, payload: hs }),
+        &run(
+            &mut mallory,
+            Input::Signal {
+                kind: SignalKind::Handshake,
+                payload: hs,
+            },
+        ),
         SignalKind::Acknowledge,
     );
     let mut tampered = forged.clone();
     tampered["otrd"]["confirm"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
-    let out = run(&mut alice, Input::Signal { kind: SignalKind::Acknowledge, payload: tampered });
+    let out = run(
+        &mut alice,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: tampered,
+        },
+    );
     assert_eq!(alarms(&out), vec!["key_confirmation_failed".to_owned()]);
     assert!(signals(&out).is_empty());
     assert_eq!(alice.state(), SessionState::Establishing);
-    let done = run(&mut alice, Input::Signal { kind: SignalKind::Acknowledge, payload: genuine });
+    let done = run(
+        &mut alice,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: genuine,
+        },
+    );
     assert_eq!(alice.state(), SessionState::Established);
     assert_eq!(alice.mode(), Some(Mode::Native));
     let confirm = the_signal(&done, SignalKind::Acknowledge);
-    run(&mut bob, Input::Signal { kind: SignalKind::Acknowledge, payload: confirm });
+    run(
+        &mut bob,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: confirm,
+        },
+    );
     assert_eq!(bob.state(), SessionState::Established);
-    assert_eq!(alice.native_peer().map(|p| p.1), bob.native_peer().map(|p| p.1));
+    assert_eq!(
+        alice.native_peer().map(|p| p.1),
+        bob.native_peer().map(|p| p.1)
+    );
 }
 
 #[test]
@@ -269,7 +311,10 @@ fn a_known_native_peer_answering_legacy_is_a_refused_downgrade() {
         .get("otrd")
         .is_none());
     assert_eq!(alarms(&completed), vec!["downgrade".to_owned()]);
-    assert!(signals(&completed).is_empty(), "nothing answers a refused answer");
+    assert!(
+        signals(&completed).is_empty(),
+        "nothing answers a refused answer"
+    );
     assert!(alice
         .handle(Input::Send { text: "x".into() }, 1_000, &mut OsRng)
         .is_err());
@@ -278,7 +323,11 @@ fn a_known_native_peer_answering_legacy_is_a_refused_downgrade() {
     let out = run_at(&mut alice, Input::Tick, AFTER_TIMEOUT);
     assert_eq!(alice.state(), SessionState::Error);
     assert!(signals(&out).iter().any(|(k, _)| *k == SignalKind::End));
-    assert!(alice.info().detail.contains("possible downgrade"), "{}", alice.info().detail);
+    assert!(
+        alice.info().detail.contains("possible downgrade"),
+        "{}",
+        alice.info().detail
+    );
 }
 
 #[test]

@@ -131,9 +131,10 @@ impl Session {
         };
         // Within an established legacy session (a stock peer's refresh or restart) nothing is
         // downgraded; everywhere else a stock-only offer is judged.
-        let legacy_live =
-            self.state == SessionState::Established && self.mode == Some(crate::engine::Mode::Legacy);
-        let verdict = if !legacy_live && scheme::offered_mode(&offer) == crate::engine::Mode::Legacy {
+        let legacy_live = self.state == SessionState::Established
+            && self.mode == Some(crate::engine::Mode::Legacy);
+        let verdict = if !legacy_live && scheme::offered_mode(&offer) == crate::engine::Mode::Legacy
+        {
             self.legacy_verdict("offers", false)
         } else {
             LegacyVerdict::Allow
@@ -296,7 +297,10 @@ impl Session {
         let outcome = scheme::complete(&own.offer, &own.payload, &payload, &key, &self.ctx, rng);
         if let Err(CompleteError::Native(e)) = &outcome {
             // A forged or tampered answer: raise the alarm, keep waiting for the genuine one.
-            let message = format!("the native answer from {} did not verify: {e}", self.ctx.peer_username);
+            let message = format!(
+                "the native answer from {} did not verify: {e}",
+                self.ctx.peer_username
+            );
             self.reject_answer(message, out);
             return;
         }
@@ -310,7 +314,10 @@ impl Session {
             Ok(Completed::Legacy { cipher }) => Ok(cipher),
             Err(CompleteError::NativeRequired) => {
                 // Judged above (native_only refuses every legacy answer); kept for completeness.
-                let detail = format!("{} does not speak the native scheme", self.ctx.peer_username);
+                let detail = format!(
+                    "{} does not speak the native scheme",
+                    self.ctx.peer_username
+                );
                 out.push(self.error_event("native_required", detail.clone(), ""));
                 self.teardown(SessionState::Error, detail, now, out);
                 return;

@@ -2,6 +2,7 @@
 //! the way a 7.x server does (signalling to the other side, `t:"otr"` messages to both sides
 //! including the sender's echo, ack re-broadcasts to both), plus single-session checks.
 
+mod forged;
 mod messaging;
 mod protections;
 mod transitions;
@@ -221,7 +222,8 @@ impl Relay {
             },
         )
         .expect("start");
-        r.cmd(initiator.other(), Input::Accept { seq: None }).expect("accept");
+        r.cmd(initiator.other(), Input::Accept { seq: None })
+            .expect("accept");
         assert_eq!(r.a.state(), SessionState::Established);
         assert_eq!(r.b.state(), SessionState::Established);
         r

@@ -247,7 +247,8 @@ fn a_late_accept_still_acknowledges_and_completes() {
     .expect("start");
     r.advance(15_000);
     assert_eq!(r.b.state(), SessionState::Timeout);
-    r.cmd(Side::B, Input::Accept { seq: None }).expect("late accept");
+    r.cmd(Side::B, Input::Accept { seq: None })
+        .expect("late accept");
     assert_eq!(r.b.state(), SessionState::Established);
     assert_eq!(
         r.a.state(),

@@ -1,0 +1,577 @@
+//! The server (or any user) as the adversary of a native session: every stock signal, forged in
+//! the peer's name, in each state a native session can be in — and, for contrast, the stock
+//! behaviour that legacy sessions with stock peers keep. Then the genuine native refresh, the new
+//! session offered beside a live one, and the rules that keep native peers native.
+
+use super::*;
+use crate::otr::legacy::EphemeralKeyPair;
+use crate::otr::native::{self, InstanceTag, LocalIdentity};
+
+fn native_policy() -> SessionPolicy {
+    SessionPolicy {
+        native: Some(NativeSetup {
+            identity: LocalIdentity::generate(&mut rand::rngs::OsRng),
+            tag: InstanceTag::random(&mut rand::rngs::OsRng),
+        }),
+        ..SessionPolicy::default()
+    }
+}
+
+/// Alice and Bob, both otrd, with an established native session started by Alice.
+fn native_pair() -> Relay {
+    let mut r = Relay::new(native_policy(), native_policy());
+    r.cmd(
+        Side::A,
+        Input::Start {
+            scheme: SchemePreference::Auto,
+        },
+    )
+    .expect("start");
+    r.cmd(Side::B, Input::Accept { seq: None }).expect("accept");
+    for s in [&r.a, &r.b] {
+        assert_eq!(s.state(), SessionState::Established);
+        assert_eq!(s.mode(), Some(crate::engine::Mode::Native));
+    }
+    r
+}
+
+/// A stock P-256 public key the attacker holds the private half of.
+fn attacker_jwk() -> String {
+    let pair = EphemeralKeyPair::generate(&mut rand::rngs::OsRng).expect("key pair");
+    pair.public_jwk().to_owned()
+}
+
+/// What an attacker can write in `claimed`'s name, labelled as the alarm names it.
+fn forgeries(claimed: Side) -> Vec<(SignalKind, &'static str, Value)> {
+    let base = || json!({"roomId": ROOM, "userId": claimed.uid()});
+    let with = |extra: Value| {
+        let mut v = base();
+        for (k, x) in extra.as_object().expect("object") {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let (_, attacker_offer) = native::make_offer(
+        &LocalIdentity::generate(&mut rand::rngs::OsRng),
+        InstanceTag::random(&mut rand::rngs::OsRng),
+        &mut rand::rngs::OsRng,
+    );
+    vec![
+        // The issue's attack: a stock refresh with the attacker's key.
+        (
+            SignalKind::Handshake,
+            "refresh handshake",
+            with(json!({"publicKey": attacker_jwk(), "refresh": true})),
+        ),
+        // A native-looking refresh without (or with a made-up) proof.
+        (
+            SignalKind::Handshake,
+            "refresh handshake",
+            with(
+                json!({"publicKey": attacker_jwk(), "refresh": true, "otrd": attacker_offer.clone()}),
+            ),
+        ),
+        (
+            SignalKind::Handshake,
+            "refresh handshake",
+            with(
+                json!({"publicKey": attacker_jwk(), "refresh": true, "otrd": attacker_offer, "otrdAuth": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}),
+            ),
+        ),
+        // A stock first handshake (a "restart" to the stock scheme).
+        (
+            SignalKind::Handshake,
+            "handshake",
+            with(json!({"publicKey": attacker_jwk()})),
+        ),
+        (
+            SignalKind::Acknowledge,
+            "acknowledge",
+            with(json!({"publicKey": attacker_jwk()})),
+        ),
+        (SignalKind::Deny, "deny", base()),
+        (SignalKind::End, "end", base()),
+        (
+            SignalKind::End,
+            "end",
+            with(json!({"otrd": {"end": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}})),
+        ),
+    ]
+}
+
+fn alarms_of<'a>(out: &'a [Output], code: &str) -> Vec<&'a str> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::Alarm {
+                code: c, message, ..
+            } if c == code => Some(message.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A message each way, both delivered: the session is intact and usable.
+fn assert_usable(r: &mut Relay) {
+    let before_a = r.log_a.len();
+    let before_b = r.log_b.len();
+    let id_a = r.send(Side::A, "still private a");
+    let id_b = r.send(Side::B, "still private b");
+    assert!(delivered_ids(&r.log_a[before_a..]).contains(&id_a));
+    assert!(delivered_ids(&r.log_b[before_b..]).contains(&id_b));
+    assert!(received_texts(&r.log_b[before_b..]).contains(&"still private a".to_owned()));
+    assert!(received_texts(&r.log_a[before_a..]).contains(&"still private b".to_owned()));
+}
+
+#[test]
+fn every_forged_stock_signal_leaves_an_established_native_session_untouched() {
+    let mut r = native_pair();
+    for victim in [Side::B, Side::A] {
+        let sas = r.session(victim).native_peer().map(|p| p.1);
+        for (kind, label, payload) in forgeries(victim.other()) {
+            r.advance(1_500); // one alarm per kind a second
+            let out = r
+                .direct(
+                    victim,
+                    Input::Signal {
+                        kind,
+                        payload: payload.clone(),
+                    },
+                )
+                .expect("network input");
+            let s = r.session(victim);
+            assert_eq!(s.state(), SessionState::Established, "{payload}");
+            assert_eq!(s.mode(), Some(crate::engine::Mode::Native), "{payload}");
+            assert_eq!(
+                s.native_peer().map(|p| p.1),
+                sas,
+                "keys unchanged: {payload}"
+            );
+            assert!(
+                signals(&out).is_empty(),
+                "nothing is answered: {payload} → {out:?}"
+            );
+            assert!(count_invitations(&out) == 0, "{payload}");
+            let alarm = alarms_of(&out, "forged_signal");
+            assert_eq!(alarm.len(), 1, "{payload}: {out:?}");
+            assert!(alarm[0].contains(label), "{}", alarm[0]);
+            assert!(
+                alarm[0].contains(victim.other().name()) && alarm[0].contains(victim.other().uid())
+            );
+        }
+        assert_usable(&mut r);
+    }
+}
+
+#[test]
+fn a_flood_of_forgeries_raises_one_alarm_a_second_per_kind() {
+    let mut r = native_pair();
+    let mut alarms = 0;
+    for _ in 0..50 {
+        for (kind, _, payload) in forgeries(Side::A) {
+            let out = r
+                .direct(Side::B, Input::Signal { kind, payload })
+                .expect("input");
+            alarms += alarms_of(&out, "forged_signal").len();
+        }
+    }
+    assert_eq!(
+        alarms, 5,
+        "one per signal kind (refresh handshake, handshake, acknowledge, deny, end)"
+    );
+    r.advance(1_500);
+    let (kind, _, payload) = forgeries(Side::A).remove(6);
+    let out = r
+        .direct(Side::B, Input::Signal { kind, payload })
+        .expect("input");
+    let alarm = alarms_of(&out, "forged_signal");
+    assert!(
+        alarm[0].contains("more since the last alarm"),
+        "{}",
+        alarm[0]
+    );
+}
+
+#[test]
+fn a_native_refresh_is_a_proven_native_rekey() {
+    let mut r = native_pair();
+    let before = r.a.native_peer().expect("native");
+    r.cmd(Side::A, Input::Refresh).expect("refresh");
+    let handshakes: Vec<_> = signals(&r.log_a)
+        .into_iter()
+        .filter(|(k, p)| *k == SignalKind::Handshake && p["refresh"] == json!(true))
+        .collect();
+    assert_eq!(handshakes.len(), 1);
+    assert!(handshakes[0].1.get("otrd").is_some() && handshakes[0].1.get("otrdAuth").is_some());
+    for s in [&r.a, &r.b] {
+        assert_eq!(s.state(), SessionState::Established);
+        assert_eq!(s.mode(), Some(crate::engine::Mode::Native));
+        assert!(
+            s.previous.is_some(),
+            "the old keys stay readable for what is in flight"
+        );
+    }
+    let after = r.a.native_peer().expect("native");
+    assert_eq!(before.0, after.0, "same identity");
+    assert_ne!(before.1, after.1, "a fresh handshake, so a new SAS");
+    assert_eq!(r.b.native_peer().map(|p| p.1), Some(after.1));
+    assert_usable(&mut r);
+    // Item 8: once nothing of the old epoch is pending, the old keys go after a handshake timeout.
+    r.advance(11_000);
+    assert!(r.a.previous.is_none() && r.b.previous.is_none());
+    assert_usable(&mut r);
+}
+
+#[test]
+fn while_refreshing_the_session_stays_usable_and_forged_answers_change_nothing() {
+    let mut r = native_pair();
+    r.connected = false; // the refresh handshake is lost: Alice waits
+    r.cmd(Side::A, Input::Refresh).expect("refresh");
+    r.connected = true;
+    assert_eq!(r.a.state(), SessionState::Established);
+    assert!(r.a.own.is_some());
+    for (kind, _, payload) in forgeries(Side::B)
+        .into_iter()
+        .filter(|(k, _, _)| matches!(k, SignalKind::Acknowledge | SignalKind::Deny))
+    {
+        r.advance(1_500);
+        let out = r
+            .direct(Side::A, Input::Signal { kind, payload })
+            .expect("input");
+        assert_eq!(alarms_of(&out, "forged_signal").len(), 1, "{out:?}");
+        assert!(
+            r.a.own.is_some(),
+            "the refresh still waits for the genuine answer"
+        );
+    }
+    assert_usable(&mut r);
+    // No answer within the timeout: the refresh is given up, the session goes on.
+    r.advance(11_000);
+    assert!(r.a.own.is_none());
+    assert!(error_codes(&r.log_a).contains(&"refresh_failed".to_owned()));
+    assert_eq!(r.a.state(), SessionState::Established);
+    assert_usable(&mut r);
+}
+
+#[test]
+fn a_proven_refusal_of_our_refresh_keeps_the_current_keys() {
+    let mut r = native_pair();
+    r.connected = false;
+    r.cmd(Side::A, Input::Refresh).expect("refresh");
+    r.connected = true;
+    let offer = signals(&r.log_a).last().expect("handshake").1.clone();
+    // Bob's refusal, as his daemon makes it when it cannot answer: proven, naming the offer.
+    let mut deny =
+        json!({"roomId": ROOM, "userId": B_UID, "otrd": {"refuses": offer["otrd"]["ek"]}});
+    r.b.prove(SignalKind::Deny, &mut deny);
+    // Replayed against another offer it fails; against this one it is honoured.
+    let mut stale = deny.clone();
+    stale["otrd"]["refuses"] = json!("AAAA");
+    let out = r
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Deny,
+                payload: stale,
+            },
+        )
+        .expect("in");
+    assert_eq!(alarms_of(&out, "forged_signal").len(), 1);
+    let out = r
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Deny,
+                payload: deny,
+            },
+        )
+        .expect("in");
+    assert!(alarms_of(&out, "forged_signal").is_empty(), "{out:?}");
+    assert!(r.a.own.is_none());
+    assert_eq!(r.a.state(), SessionState::Established);
+    assert_usable(&mut r);
+}
+
+#[test]
+fn a_forged_confirmation_of_a_refresh_keeps_the_answer_waiting() {
+    let mut r = native_pair();
+    // Bob answers Alice's refresh, but the confirm frame is held back and a forged one comes.
+    r.cmd(Side::A, Input::Refresh).expect("refresh");
+    let mut s = native_pair();
+    s.connected = false;
+    s.cmd(Side::A, Input::Refresh).expect("refresh");
+    let hs = signals(&s.log_a).last().expect("handshake").1.clone();
+    s.connected = true;
+    let out = s
+        .direct(
+            Side::B,
+            Input::Signal {
+                kind: SignalKind::Handshake,
+                payload: hs,
+            },
+        )
+        .expect("in");
+    assert!(s.b.native_answer.is_some());
+    let ack = signals(&out)
+        .into_iter()
+        .find(|(k, _)| *k == SignalKind::Acknowledge)
+        .expect("ack")
+        .1;
+    let done = s
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Acknowledge,
+                payload: ack,
+            },
+        )
+        .expect("in");
+    let mut confirm = signals(&done)
+        .into_iter()
+        .find(|(k, _)| *k == SignalKind::Acknowledge)
+        .expect("confirm")
+        .1;
+    let genuine = confirm.clone();
+    confirm["otrd"]["confirm"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let out = s
+        .direct(
+            Side::B,
+            Input::Signal {
+                kind: SignalKind::Acknowledge,
+                payload: confirm,
+            },
+        )
+        .expect("in");
+    assert_eq!(alarms_of(&out, "key_confirmation_failed").len(), 1);
+    assert!(s.b.native_answer.is_some());
+    assert_eq!(s.b.state(), SessionState::Established);
+    s.direct(
+        Side::B,
+        Input::Signal {
+            kind: SignalKind::Acknowledge,
+            payload: genuine,
+        },
+    )
+    .expect("in");
+    assert!(s.b.native_answer.is_none());
+    assert_eq!(
+        s.a.native_peer().map(|p| p.1),
+        s.b.native_peer().map(|p| p.1)
+    );
+    assert_usable(&mut s);
+    assert_usable(&mut r);
+}
+
+#[test]
+fn a_new_native_session_from_the_peer_is_an_invitation_beside_the_live_one() {
+    let mut r = native_pair();
+    // Bob's daemon restarts: a fresh machine with the same identity policy, offering anew.
+    let bob_policy = r.b.policy.clone();
+    r.b = Session::new(ctx(Side::B), bob_policy);
+    r.cmd(
+        Side::B,
+        Input::Start {
+            scheme: SchemePreference::Auto,
+        },
+    )
+    .expect("start");
+    assert_eq!(
+        r.a.state(),
+        SessionState::Established,
+        "the live session stays"
+    );
+    assert_eq!(count_invitations(&r.log_a), 1);
+    assert!(r.a.invitation.is_some());
+    r.a.set_invitation_seq(41);
+    // An accept naming another invitation lands on nothing.
+    let wrong = r.direct(Side::A, Input::Accept { seq: Some(40) });
+    assert!(
+        matches!(
+            wrong,
+            Err(SessionError::InvitationReplaced {
+                asked: 40,
+                current: Some(41),
+                ..
+            })
+        ),
+        "{wrong:?}"
+    );
+    assert!(r.a.native_answer.is_none());
+    r.cmd(Side::A, Input::Accept { seq: Some(41) })
+        .expect("accept the offer seen");
+    for s in [&r.a, &r.b] {
+        assert_eq!(s.state(), SessionState::Established);
+        assert_eq!(s.mode(), Some(crate::engine::Mode::Native));
+    }
+    assert!(
+        r.a.previous.is_none(),
+        "the peer lost the old keys: they go"
+    );
+    assert_usable(&mut r);
+}
+
+#[test]
+fn one_bad_native_frame_is_dropped_and_the_session_goes_on() {
+    let mut r = native_pair();
+    assert!(
+        r.b.policy.decrypt_failure_ends_session,
+        "even where legacy would end"
+    );
+    let bogus = r.server_message(Side::A, "XoXoXoXoXoXoXoXoX", r#"{"$binary":"AgAAAQAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#);
+    let out = r
+        .direct(Side::B, Input::RoomMessage { message: bogus })
+        .expect("in");
+    assert!(error_codes(&out).contains(&"decrypt_failed".to_owned()));
+    assert_eq!(r.b.state(), SessionState::Established);
+    assert_usable(&mut r);
+}
+
+#[test]
+fn legacy_sessions_with_stock_peers_keep_the_stock_behaviour() {
+    // refresh: re-keyed at once and answered; handshake: a new invitation; acknowledge:
+    // unsolicited, ignored; deny: nothing; end: ended.
+    let outcomes = [
+        (
+            SignalKind::Handshake,
+            json!({"refresh": true}),
+            SessionState::Established,
+            true,
+        ),
+        (
+            SignalKind::Handshake,
+            json!({}),
+            SessionState::Requested,
+            false,
+        ),
+        (
+            SignalKind::Acknowledge,
+            json!({}),
+            SessionState::Established,
+            false,
+        ),
+        (
+            SignalKind::Deny,
+            json!({}),
+            SessionState::Established,
+            false,
+        ),
+        (SignalKind::End, json!({}), SessionState::Ended, false),
+    ];
+    for (kind, extra, expected, answers) in outcomes {
+        let mut r = Relay::established(Side::A);
+        let mut payload = json!({"roomId": ROOM, "userId": A_UID, "publicKey": attacker_jwk()});
+        for (k, v) in extra.as_object().expect("object") {
+            payload[k] = v.clone();
+        }
+        let out = r
+            .direct(Side::B, Input::Signal { kind, payload })
+            .expect("in");
+        assert_eq!(r.b.state(), expected, "{kind:?}");
+        assert_eq!(
+            signals(&out)
+                .iter()
+                .any(|(k, _)| *k == SignalKind::Acknowledge),
+            answers,
+            "{kind:?}"
+        );
+        assert!(alarms_of(&out, "forged_signal").is_empty());
+    }
+}
+
+#[test]
+fn where_the_stock_scheme_cannot_be_genuine_it_is_refused_outright() {
+    let mut policy = native_policy();
+    policy.legacy_impossible = true;
+    policy.auto_accept = true;
+    let mut r = Relay::new(policy.clone(), native_policy());
+    let offer = json!({"roomId": ROOM, "userId": B_UID, "publicKey": attacker_jwk()});
+    let out = r
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Handshake,
+                payload: offer,
+            },
+        )
+        .expect("in");
+    assert_eq!(alarms_of(&out, "downgrade").len(), 1, "{out:?}");
+    assert!(signals(&out).is_empty() && count_invitations(&out) == 0);
+    assert_eq!(r.a.state(), SessionState::NotStarted);
+    let legacy = r.direct(
+        Side::A,
+        Input::Start {
+            scheme: SchemePreference::Legacy,
+        },
+    );
+    assert!(
+        matches!(legacy, Err(SessionError::LegacyRefused(_))),
+        "{legacy:?}"
+    );
+    // `auto` means native here: a stripped answer is refused, never a legacy session.
+    let out = r
+        .direct(
+            Side::A,
+            Input::Start {
+                scheme: SchemePreference::Auto,
+            },
+        )
+        .expect("start");
+    let hs = signals(&out)[0].1.clone();
+    assert!(hs.get("otrd").is_some());
+    let stock_answer = json!({"roomId": ROOM, "userId": B_UID, "publicKey": attacker_jwk()});
+    let out = r
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Acknowledge,
+                payload: stock_answer,
+            },
+        )
+        .expect("in");
+    assert_eq!(alarms_of(&out, "downgrade").len(), 1);
+    assert_ne!(r.a.state(), SessionState::Established);
+}
+
+#[test]
+fn require_native_refuses_stock_offers_and_legacy_sends() {
+    let mut policy = native_policy();
+    policy.require_native = true;
+    policy.auto_accept = true;
+    let mut r = Relay::new(policy, SessionPolicy::default());
+    let offer = json!({"roomId": ROOM, "userId": B_UID, "publicKey": attacker_jwk()});
+    let out = r
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Handshake,
+                payload: offer,
+            },
+        )
+        .expect("in");
+    assert!(
+        error_codes(&out).contains(&"native_required".to_owned()),
+        "{out:?}"
+    );
+    assert!(signals(&out).is_empty());
+    assert_eq!(r.a.state(), SessionState::NotStarted);
+    // A legacy session made before the option was set cannot be used for sending.
+    let mut r = Relay::established(Side::A);
+    r.a.set_require_native(true);
+    let refused = r.direct(Side::A, Input::Send { text: "x".into() });
+    assert!(
+        matches!(refused, Err(SessionError::LegacyRefused(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_known_native_peer_in_a_legacy_session_carries_the_warning() {
+    let mut r = Relay::established(Side::A);
+    assert_eq!(
+        r.a.info().warning,
+        None,
+        "a stock peer: nothing to warn about"
+    );
+    r.a.set_peer_known_native(true);
+    assert_eq!(r.a.info().warning.as_deref(), Some(LEGACY_WARNING));
+}
