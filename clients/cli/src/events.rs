@@ -156,6 +156,7 @@ mod tests {
             transport: pb::Transport::OtrRelay as i32,
             trust: pb::Trust::Unverified as i32,
             detail: String::new(),
+            warning: String::new(),
         }));
         let v = to_json(&e).expect("known kind");
         assert_eq!(v["type"], "state");
@@ -163,6 +164,13 @@ mod tests {
         assert_eq!(v["state"], "established");
         assert_eq!(v["mode"], "legacy");
         assert_eq!(v["seq"], 3);
+        assert!(v.get("warning").is_none(), "only when set");
+        let mut warned = e.clone();
+        if let Some(Kind::State(s)) = warned.kind.as_mut() {
+            s.warning = "legacy — the server could read this".into();
+        }
+        let v = to_json(&warned).expect("known kind");
+        assert_eq!(v["warning"], "legacy — the server could read this");
     }
 
     #[test]

@@ -346,6 +346,7 @@ async fn watch_json_prints_the_contract_events() {
                 transport: Some(engine::TransportKind::OtrRelay),
                 trust: engine::Trust::Unverified,
                 detail: String::new(),
+                warning: None,
             },
         ))
         .expect("watcher");

@@ -30,8 +30,8 @@ const ROOM_POLL: Duration = Duration::from_secs(5);
 pub enum Request {
     /// StartSession (scheme auto).
     Start(String),
-    /// AcceptSession.
-    Accept(String),
+    /// AcceptSession of the invitation with this event seq (0: whatever is pending).
+    Accept(String, u64),
     /// DeclineSession.
     Decline(String),
     /// RefreshSession.
@@ -65,7 +65,7 @@ impl Request {
     pub fn describe(&self) -> String {
         match self {
             Self::Start(p) => format!("start a session with {p}"),
-            Self::Accept(p) => format!("accept {p}'s invitation"),
+            Self::Accept(p, _) => format!("accept {p}'s invitation"),
             Self::Decline(p) => format!("decline {p}'s invitation"),
             Self::Refresh(p) => format!("refresh the session with {p}"),
             Self::End(p) => format!("end the session with {p}"),
@@ -251,7 +251,10 @@ fn peer(name: &str) -> Option<PeerRef> {
 }
 
 fn peer_request(name: &str) -> PeerRequest {
-    PeerRequest { peer: peer(name) }
+    PeerRequest {
+        peer: peer(name),
+        invitation_seq: 0,
+    }
 }
 
 /// The words of a gRPC status, for people.
@@ -282,7 +285,13 @@ async fn perform(mut client: OtrdClient<Channel>, request: Request, sink: Sink) 
                     .session
                     .map(Update::Session)
             }
-            Request::Accept(p) => session(client.accept_session(peer_request(&p)).await?),
+            Request::Accept(p, seq) => {
+                let req = PeerRequest {
+                    invitation_seq: seq,
+                    ..peer_request(&p)
+                };
+                session(client.accept_session(req).await?)
+            }
             Request::Decline(p) => session(client.decline_session(peer_request(&p)).await?),
             Request::Refresh(p) => session(client.refresh_session(peer_request(&p)).await?),
             Request::End(p) => session(client.end_session(peer_request(&p)).await?),

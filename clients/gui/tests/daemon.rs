@@ -139,7 +139,7 @@ async fn invitation_from_echo_prompts_and_accept_establishes() -> anyhow::Result
     })
     .await?;
     m.answered("echo");
-    worker.request(Request::Accept("echo".into()));
+    worker.request(Request::Accept("echo".into(), 0));
     pump(&mut m, &mut updates, "established after accepting", |m| {
         m.peer("echo")
             .is_some_and(|p| p.state == SessionState::Established)

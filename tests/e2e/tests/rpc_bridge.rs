@@ -418,6 +418,8 @@ fn slow_start_engine() -> (EngineHandle, mpsc::UnboundedReceiver<oneshot::Sender
                             since_ms: 1,
                             detail: String::new(),
                             pending_messages: 0,
+                            invitation_seq: None,
+                            warning: None,
                         }));
                     });
                 }
@@ -508,6 +510,7 @@ fn numbered(seq: u64) -> otrd::engine::Event {
             transport: None,
             trust: Trust::Unverified,
             detail: seq.to_string(),
+            warning: None,
         },
     }
 }

@@ -127,6 +127,7 @@ impl ViewModel {
         let peer = self.peer_mut(&s.peer, &s.room_id);
         peer.mode = mode;
         peer.trust = trust;
+        peer.warning = s.warning;
     }
 
     fn set_state(&mut self, name: &str, room_id: &str, state: SessionState, detail: String) {
@@ -146,6 +147,7 @@ impl ViewModel {
                     room_id: room,
                     mode: otrd_proto::v1::Mode::Unspecified,
                     expires_ms: 0,
+                    seq: 0,
                 });
         } else {
             self.invites.remove(name);
@@ -162,12 +164,16 @@ impl ViewModel {
         match kind {
             Kind::Invitation(inv) => {
                 let mode = inv.mode();
-                self.set_state(
-                    &inv.peer,
-                    &inv.room_id,
-                    SessionState::Requested,
-                    String::new(),
-                );
+                // A new session offered beside a live one leaves the live one usable.
+                let live = self.peer_mut(&inv.peer, &inv.room_id).state == SessionState::Established;
+                if !live {
+                    self.set_state(
+                        &inv.peer,
+                        &inv.room_id,
+                        SessionState::Requested,
+                        String::new(),
+                    );
+                }
                 self.invites.insert(
                     inv.peer.clone(),
                     Invite {
@@ -175,6 +181,7 @@ impl ViewModel {
                         room_id: inv.room_id,
                         mode,
                         expires_ms: inv.expires_ms,
+                        seq: event.seq,
                     },
                 );
             }
@@ -182,6 +189,7 @@ impl ViewModel {
                 let (state, mode, trust) = (st.state(), st.mode(), st.trust());
                 self.set_state(&st.peer, &st.room_id, state, st.detail);
                 let peer = self.peer_mut(&st.peer, &st.room_id);
+                peer.warning = st.warning;
                 if mode != otrd_proto::v1::Mode::Unspecified {
                     peer.mode = mode;
                 }

@@ -70,6 +70,8 @@ pub struct PeerView {
     pub trust: Trust,
     /// Why the session is in its state (declined, ended by whom, ...).
     pub detail: String,
+    /// "legacy — the server could read this" when both ends run otrd but the session is legacy.
+    pub warning: String,
     /// The last security alarm for this peer, until the session changes state again.
     pub alarm: Option<String>,
     /// Messages in this conversation not yet seen (not selected when they came).
@@ -87,6 +89,7 @@ impl PeerView {
             mode: Mode::Unspecified,
             trust: Trust::Unspecified,
             detail: String::new(),
+            warning: String::new(),
             alarm: None,
             unread: 0,
         }
@@ -158,6 +161,9 @@ pub struct Invite {
     pub mode: Mode,
     /// When the peer's client gives up, ms since the epoch (0 if unknown).
     pub expires_ms: i64,
+    /// The invitation event's seq, which Accept names so that it lands on this offer and no
+    /// other (0 if unknown: accepts whatever is pending).
+    pub seq: u64,
 }
 
 /// The verification dialog's contents (from GetFingerprint or TrustPeer).

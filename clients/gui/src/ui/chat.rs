@@ -52,6 +52,13 @@ fn header(ui: &mut egui::Ui, peer: &PeerView, online: bool, out: &mut Vec<Reques
         }
         ui.label(RichText::new(facts.join(" · ")).weak());
     });
+    if !peer.warning.is_empty() {
+        ui.label(
+            RichText::new(format!("⚠ {}", peer.warning))
+                .color(badge::DANGER)
+                .strong(),
+        );
+    }
     if let Some(alarm) = &peer.alarm {
         ui.label(
             RichText::new(format!("⚠ {alarm}"))

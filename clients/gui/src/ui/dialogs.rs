@@ -37,7 +37,7 @@ pub fn invitations(
                     let accept = egui::Button::new(RichText::new("Accept").color(Color32::WHITE))
                         .fill(Color32::from_rgb(30, 140, 60));
                     if ui.add_enabled(online, accept).clicked() {
-                        out.push(Request::Accept(inv.peer.clone()));
+                        out.push(Request::Accept(inv.peer.clone(), inv.seq));
                         answered.push(inv.peer.clone());
                     }
                     if ui

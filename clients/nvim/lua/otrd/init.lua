@@ -103,6 +103,8 @@ local function set_session(peer, s)
       trust = s.trust,
       roomId = s.roomId,
       detail = s.detail,
+      -- "legacy — the server could read this": both ends run otrd but the session is legacy.
+      warning = (s.warning ~= nil and s.warning ~= '') and s.warning or nil,
     }
   end
   redraw()
@@ -473,7 +475,8 @@ function M.trust(user, fingerprint)
 end
 
 --- A statusline component: each session's peer, state and whether it is verified, e.g.
---- `OTR echo:established(unverified) bob:requested`; '' without sessions.
+--- `OTR echo:established(unverified) bob:requested`, and `[legacy — the server could read this]`
+--- after a legacy session between two otrd daemons; '' without sessions.
 function M.statusline()
   local peers = vim.tbl_keys(M.sessions)
   if #peers == 0 then
@@ -486,6 +489,9 @@ function M.statusline()
     local item = peer .. ':' .. short(s.state, 'SESSION_STATE_')
     if s.state == 'SESSION_STATE_ESTABLISHED' then
       item = item .. (s.trust == 'TRUST_VERIFIED' and '(verified)' or '(unverified)')
+    end
+    if s.warning then
+      item = item .. '[' .. s.warning .. ']'
     end
     table.insert(parts, item)
   end
