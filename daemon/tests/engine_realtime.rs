@@ -558,11 +558,12 @@ async fn a_third_user_cannot_end_a_native_session_over_path_b() {
             .await
             .expect("the server relays it");
         let got = wait_event(&mut p.echo_ev, |k| {
-            matches!(k, EventKind::Error { .. } | EventKind::State { .. })
+            matches!(k, EventKind::Alarm { .. } | EventKind::State { .. })
         })
         .await;
         assert!(
-            matches!(&got, EventKind::Error { code, .. } if code == "forged_event"),
+            matches!(&got, EventKind::Alarm { code, message, .. }
+                if code == "forged_signal" && message.contains("an end") && message.contains("me")),
             "{got:?}"
         );
     }

@@ -14,7 +14,8 @@
 //! - `end` needs its own proof (`Cipher::end_proof`), from the live or the pre-refresh keys;
 //! - anything else — a stock handshake, a stock or unproven answer, refusal or end — changes
 //!   nothing, is not answered, and raises a `forged_signal` alarm naming the signal and the
-//!   claimed sender (at most one per signal kind a second, so a flood cannot bury the user).
+//!   claimed sender (a burst of five per signal kind, then one a second, so a flood cannot bury
+//!   the user).
 //!
 //! **Outside one**, a stock-only offer or answer is judged by [`Session::legacy_verdict`]:
 //! refused outright where the stock scheme cannot be genuine (Rocket.Chat 8.x: transports A and
@@ -29,7 +30,10 @@ use crate::otr::native::control;
 use rand::{CryptoRng, RngCore};
 use serde_json::{json, Map, Value};
 
-/// Forged-signal alarms of one kind are raised at most this often; the rest are counted.
+/// Forged-signal alarms of one kind: a burst of this many, then one per
+/// [`FORGED_ALARM_INTERVAL_MS`]; the rest are counted and mentioned in the next alarm, so a flood
+/// neither buries the user nor hides that it happened.
+const FORGED_ALARM_BURST: u32 = 5;
 const FORGED_ALARM_INTERVAL_MS: i64 = 1_000;
 
 /// How a stock-only offer or answer is judged.
@@ -374,13 +378,23 @@ impl Session {
     /// The `forged_signal` alarm: nothing changed, nothing was answered.
     pub(super) fn forged_signal(&mut self, what: &'static str, now: i64, out: &mut Vec<Output>) {
         tracing::warn!(room = %self.ctx.room_id, signal = what, "unproven signal for a native session ignored");
-        let (last, suppressed) = self.forged_alarms.entry(what).or_insert((i64::MIN, 0));
-        if now.saturating_sub(*last) < FORGED_ALARM_INTERVAL_MS {
-            *suppressed += 1;
+        let bucket = self.forged_alarms.entry(what).or_insert(AlarmBucket {
+            tokens: FORGED_ALARM_BURST,
+            refilled_ms: now,
+            suppressed: 0,
+        });
+        let earned = now.saturating_sub(bucket.refilled_ms) / FORGED_ALARM_INTERVAL_MS;
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            bucket.tokens = bucket.tokens.saturating_add(earned).min(FORGED_ALARM_BURST);
+            bucket.refilled_ms = now;
+        }
+        if bucket.tokens == 0 {
+            bucket.suppressed = bucket.suppressed.saturating_add(1);
             return;
         }
-        let more = std::mem::take(suppressed);
-        *last = now;
+        bucket.tokens -= 1;
+        let more = std::mem::take(&mut bucket.suppressed);
         let also = if more > 0 {
             format!(" ({more} more since the last alarm)")
         } else {
@@ -457,6 +471,14 @@ impl Session {
             self.previous_since_ms = None;
         }
     }
+}
+
+/// The alarm budget of one forged-signal kind (see [`FORGED_ALARM_BURST`]).
+#[derive(Debug)]
+pub(super) struct AlarmBucket {
+    tokens: u32,
+    refilled_ms: i64,
+    suppressed: u32,
 }
 
 /// The `otrd.ek` of a handshake payload (what a refusal names).

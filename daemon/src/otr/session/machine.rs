@@ -98,7 +98,7 @@ pub struct Session {
     /// When `previous` became the pre-refresh keys (they go soon after, see `control.rs`).
     pub(super) previous_since_ms: Option<i64>,
     /// Per signal kind: the last `forged_signal` alarm and how many were held back since.
-    pub(super) forged_alarms: std::collections::HashMap<&'static str, (i64, u32)>,
+    pub(super) forged_alarms: std::collections::HashMap<&'static str, super::control::AlarmBucket>,
 }
 
 impl Session {

@@ -20,13 +20,26 @@
 //!   `Timeout` after 10 s (keys kept a grace period so a late `acknowledge` still completes).
 //! - Incoming `handshake`: `Requested` and an invitation event (expires in 10 s; then `Timeout` in
 //!   our view, but a late `Accept` still answers and completes), or auto-accept per policy. With
-//!   `refresh:true` while `Established`: re-keyed at once, no prompt. While `Establishing`: glare —
+//!   `refresh:true` while `Established` (legacy): re-keyed at once, no prompt. While `Establishing`: glare —
 //!   ours is abandoned and we answer as responder, unless our uid sorts lower than the peer's (then
 //!   we keep ours: two daemons that both abandoned would wait on each other forever, and a stock
 //!   peer prompts for our handshake anyway).
 //! - `acknowledge` completes our handshake (only when we are the initiator waiting for it); the
 //!   first session's initiator posts `user_joined_otr`. `deny` is honoured only while
-//!   `Establishing`, `end` only while `Established`. A peer going offline ends the session.
+//!   `Establishing`, `end` only while `Established`. A peer going offline ends a legacy session.
+//! - A forged or tampered answer to our handshake (or confirmation of our answer) raises an alarm
+//!   and is dropped: the handshake waits for the genuine one, and its timeout ends it in `Error`
+//!   naming what was refused.
+//!
+//! # Live native sessions (`control.rs`)
+//! The stock signals carry no authentication, so a live native session obeys only signals proven
+//! by its own keys: a native refresh (fresh 3DH, old keys live until the new ones are confirmed,
+//! then kept for what is in flight for a short while), its answer and its refusal, and `end`.
+//! Anything else — stock handshakes, refreshes, acknowledges, denies, ends, the server's "offline"
+//! — changes nothing and is not answered (a `forged_signal` alarm). A new native offer from the
+//! peer is an invitation beside the live session. A frame that does not decrypt is dropped.
+//! Stock-only offers and answers are judged by `legacy_verdict` (8.x: refused; `require_native`:
+//! refused; a peer that spoke native before: the downgrade policy).
 //! - Messages are sealed only when `Established`; each stays pending until its ack comes back,
 //!   is resent with the same id and ciphertext on `Reconnected` (and on ticks, a bounded number of
 //!   times), and is reported `send_failed` when the delivery bound passes or the session ends.
@@ -263,7 +276,8 @@ pub enum Input {
     },
     /// The connection is back: unacknowledged messages are resent with the same id and ciphertext.
     Reconnected,
-    /// The peer's presence changed; offline ends the session as stock clients do.
+    /// The peer's presence changed; offline ends a legacy session as stock clients do (not a
+    /// native one: the server must not be able to end it).
     PeerPresence {
         /// Online (any status but offline).
         online: bool,

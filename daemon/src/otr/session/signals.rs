@@ -450,6 +450,14 @@ impl Session {
     }
 
     pub(super) fn on_peer_offline(&mut self, now: i64, out: &mut Vec<Output>) {
+        if self.live_native() {
+            // Presence is the server's word, and the server must not be able to end a native
+            // session. The ratchet survives the peer's absence: messages wait for their acks (and
+            // fail at the delivery bound), and a peer that really lost its keys comes back with a
+            // new session, offered beside this one.
+            tracing::debug!(room = %self.ctx.room_id, "peer offline; the native session stays");
+            return;
+        }
         let live = matches!(
             self.state,
             SessionState::Established | SessionState::Establishing
