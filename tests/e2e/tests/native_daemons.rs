@@ -176,17 +176,16 @@ async fn a_server_stripping_the_native_offer_is_refused_as_a_downgrade() -> anyh
 
     sim.set_mitm(MitmMode::StripOffer);
     alice.ctl(&["start", "bob"])?;
-    // bob sees only a stock offer from a peer known to speak native: told, and not auto-accepted.
+    // bob sees only a stock offer from a peer known to speak native: told, and refused outright
+    // (`[policy] downgrade = "refuse"`, the default) — nothing to accept, nothing answered.
     assert_eq!(wait_alarm(&mut bob).await?, "downgrade");
     assert!(sim.mitm_rewrites() >= 1, "the attack did not run");
     let sessions = bob.ctl(&["sessions"])?;
-    assert_eq!(sessions["state"], "requested", "{sessions}");
-    // bob's user accepts anyway; alice's side sees a legacy answer to its native offer from a peer
-    // known native — the downgrade rule refuses it and ends the session.
-    bob.ctl(&["accept", "alice"])?;
-    assert_eq!(wait_alarm(&mut alice).await?, "downgrade");
-    alice.wait_state("bob", SessionState::Error).await?;
-    bob.wait_state("alice", SessionState::Ended).await?;
+    assert_eq!(sessions["state"], "ended", "{sessions}");
+    let (code, _) = bob.ctl_fails(&["accept", "alice"])?;
+    assert_eq!(code, 1, "no invitation was kept to accept");
+    // alice's native offer was never answered: it times out, nothing is established.
+    alice.wait_state("bob", SessionState::Timeout).await?;
     eventually(WAIT, "no established session left", || {
         let (a, b) = (&alice, &bob);
         async move { Ok(a.status().await?.established_count + b.status().await?.established_count == 0) }

@@ -133,8 +133,26 @@ impl Session {
         // downgraded; everywhere else a stock-only offer is judged.
         let legacy_live = self.state == SessionState::Established
             && self.mode == Some(crate::engine::Mode::Legacy);
-        let verdict = if !legacy_live && scheme::offered_mode(&offer) == crate::engine::Mode::Legacy
+        let stock_offer = scheme::offered_mode(&offer) == crate::engine::Mode::Legacy;
+        if stock_offer
+            && self.state == SessionState::Establishing
+            && self.own.as_ref().is_some_and(|o| o.offer.native.is_some())
         {
+            // Glare with a stock offer while ours offers native: a stock peer answers ours
+            // anyway, and abandoning ours for it would let anyone talk a native handshake down.
+            tracing::debug!(room = %self.ctx.room_id, "stock offer during our native handshake ignored");
+            return;
+        }
+        let verdict = if stock_offer && self.native_answer.is_some() {
+            // The peer spoke native in this very handshake: a stock offer now is a downgrade.
+            LegacyVerdict::Refuse {
+                code: "downgrade",
+                message: format!(
+                    "{} offered only the stock scheme while a native handshake with them was under                      way: refused as a possible downgrade",
+                    self.ctx.peer_username
+                ),
+            }
+        } else if !legacy_live && stock_offer {
             self.legacy_verdict("offers", false)
         } else {
             LegacyVerdict::Allow
@@ -215,6 +233,7 @@ impl Session {
         let expires_ms = now + self.policy.handshake_timeout_ms;
         let mode = scheme::offered_mode(&offer);
         self.own = None;
+        self.native_answer = None; // a newer offer supersedes one we answered
         self.initiator = false;
         self.timed_out_ms = None;
         self.invitation = Some(Invitation {

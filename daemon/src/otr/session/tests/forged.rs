@@ -584,3 +584,33 @@ fn the_servers_word_that_the_peer_went_offline_does_not_end_a_native_session() {
     assert_eq!(r.a.state(), SessionState::Established);
     assert_usable(&mut r);
 }
+
+#[test]
+fn a_stock_offer_cannot_talk_a_native_handshake_down() {
+    // Bob (auto-accept) has answered Alice natively and waits for her confirmation; a stock
+    // offer in Alice's name must not replace it with a legacy session under the attacker's key.
+    let mut bob_policy = native_policy();
+    bob_policy.auto_accept = true;
+    let mut r = Relay::new(native_policy(), bob_policy);
+    r.connected = false;
+    r.cmd(Side::A, Input::Start { scheme: SchemePreference::Auto }).expect("start");
+    let hs = signals(&r.log_a)[0].1.clone();
+    r.connected = true;
+    r.direct(Side::B, Input::Signal { kind: SignalKind::Handshake, payload: hs }).expect("in");
+    assert!(r.b.native_answer.is_some());
+    let stock = json!({"roomId": ROOM, "userId": A_UID, "publicKey": attacker_jwk()});
+    let out = r
+        .direct(Side::B, Input::Signal { kind: SignalKind::Handshake, payload: stock.clone() })
+        .expect("in");
+    assert!(signals(&out).is_empty(), "{out:?}");
+    assert_eq!(alarms_of(&out, "downgrade").len(), 1);
+    assert!(r.b.native_answer.is_some() && r.b.mode() != Some(crate::engine::Mode::Legacy));
+    // And Alice, waiting on her native offer, keeps it (a stock peer would answer it anyway).
+    let mut stock = stock;
+    stock["userId"] = json!(B_UID);
+    let out = r
+        .direct(Side::A, Input::Signal { kind: SignalKind::Handshake, payload: stock })
+        .expect("in");
+    assert!(signals(&out).is_empty() && count_invitations(&out) == 0, "{out:?}");
+    assert!(r.a.own.is_some());
+}
