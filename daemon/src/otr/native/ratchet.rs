@@ -6,8 +6,10 @@
 //! receiving chain (and drops our old ratchet private key at once), and the new key pair plus
 //! its sending chain are made at our next `encrypt`. The root-key sequence is the same — the
 //! peer can only ratchet again after seeing our new key — and no randomness is needed to
-//! decrypt. Every decryption works on a copy of the state committed only on success, so a
-//! forged or replayed frame changes nothing.
+//! decrypt. Every decryption first derives the keys it needs beside the state (a skipped key is
+//! looked up, not removed; a ratchet step or a skip is computed into a small `Candidate`) and
+//! commits only once the frame opened, so a forged or replayed frame changes nothing — and
+//! costs no copy of the skipped-key store and no locked-memory slot.
 
 use super::frame::{Header, HEADER_LEN};
 use super::keys::{dh, hkdf, hmac, hmac_pair, locked_from, mac_eq, public_of, random_key};
@@ -32,9 +34,16 @@ const END_LABEL: &[u8] = b"otrd v1 end";
 
 /// `KDF_RK`: HKDF-SHA256(salt = root key, ikm = DH output) → (new root key, chain key).
 pub(crate) fn kdf_rk(root: &LockedKey<32>, dh_out: &[u8]) -> (LockedKey<32>, LockedKey<32>) {
+    let okm = kdf_rk_bytes(root, dh_out);
+    (locked_from(&okm[..32]), locked_from(&okm[32..]))
+}
+
+/// [`kdf_rk`] on the stack (new root ‖ chain key, wiped on drop): a receive step is computed
+/// before the frame is authenticated and goes to locked memory only once it opened.
+fn kdf_rk_bytes(root: &LockedKey<32>, dh_out: &[u8]) -> Zeroizing<[u8; 64]> {
     let mut okm = Zeroizing::new([0u8; 64]);
     hkdf(root.expose(), dh_out, b"otrd v1 ratchet", okm.as_mut());
-    (locked_from(&okm[..32]), locked_from(&okm[32..]))
+    okm
 }
 
 /// `KDF_CK`: message key = HMAC(CK, 0x01), next chain key = HMAC(CK, 0x02). Both are used at
@@ -42,7 +51,12 @@ pub(crate) fn kdf_rk(root: &LockedKey<32>, dh_out: &[u8]) -> (LockedKey<32>, Loc
 /// its locked slot once the step is committed — so they stay on the stack (wiped on drop)
 /// instead of taking arena slots; only skipped keys, which wait, go to locked memory.
 fn kdf_ck(chain: &LockedKey<32>) -> (MessageKey, Zeroizing<[u8; 32]>) {
-    let (mk, next) = hmac_pair(chain.expose());
+    kdf_ck_bytes(chain.expose())
+}
+
+/// [`kdf_ck`] from a chain key on the stack (a candidate chain, not committed yet).
+fn kdf_ck_bytes(chain: &[u8; 32]) -> (MessageKey, Zeroizing<[u8; 32]>) {
+    let (mk, next) = hmac_pair(chain);
     (MessageKey(mk), next)
 }
 
@@ -109,7 +123,7 @@ pub(crate) struct RatchetInit {
     pub sas: String,
 }
 
-#[derive(Clone)]
+#[cfg_attr(test, derive(Clone))]
 struct SendingChain {
     ratchet: LockedKey<32>,
     ratchet_pub: [u8; 32],
@@ -117,7 +131,7 @@ struct SendingChain {
     n: u32,
 }
 
-#[derive(Clone)]
+#[cfg_attr(test, derive(Clone))]
 struct SkippedKey {
     key: LockedKey<32>,
     /// `received_total` when stored (for expiry).
@@ -126,7 +140,10 @@ struct SkippedKey {
     seq: u64,
 }
 
-#[derive(Clone)]
+/// The ratchet's mutable state. Not `Clone` outside tests (there only for
+/// `NativeSession::snapshot`): decryption must never copy it, skipped keys and all, to try a
+/// frame — it derives a `Candidate` instead.
+#[cfg_attr(test, derive(Clone))]
 struct State {
     root: LockedKey<32>,
     /// `None` after a receive step: the next send makes a new ratchet key.
@@ -330,68 +347,27 @@ impl NativeSession {
         with_aad(head, ad, |aad| self.decrypt_with_aad(&header, aad, ct))
     }
 
-    /// [`Self::decrypt`] once the header is checked and the associated data assembled.
+    /// [`Self::decrypt`] once the header is checked and the associated data assembled. Nothing
+    /// is written before the frame opened: a skipped key is looked up (removed only after
+    /// `open`), any other key is derived into a [`Candidate`] and committed on success.
     fn decrypt_with_aad(
         &mut self,
         header: &Header,
         aad: &[u8],
         ct: &[u8],
     ) -> Result<SecretBytes, NativeError> {
-        if let Some(pt) = self.decrypt_next_in_chain(header, aad, ct)? {
-            return Ok(pt);
-        }
-        let mut st = self.state.clone();
-
-        if let Some(sk) = st.skipped.remove(&(header.ratchet, header.n)) {
-            let pt = open(sk.key.expose(), header.n, aad, ct)?;
-            st.finish_receive();
-            self.state = st;
-            return Ok(pt);
-        }
-        if header.ratchet != st.peer_ratchet {
-            st.skip_until(header.pn)?;
-            st.receive_ratchet(header.ratchet)?;
-        }
-        if st.receiving.is_none() || header.n < st.nr {
-            return Err(NativeError::KeyUnavailable);
-        }
-        st.skip_until(header.n)?;
-        let chain = st.receiving.as_mut().ok_or(NativeError::KeyUnavailable)?;
-        let (mk, mut next) = kdf_ck(chain);
-        chain.replace(&mut next);
-        st.nr = st.nr.checked_add(1).ok_or(NativeError::CounterExhausted)?;
-        let pt = open(mk.bytes(), header.n, aad, ct)?;
-        st.finish_receive();
-        self.state = st;
-        Ok(pt)
-    }
-
-    /// The common case — the next message of the current receiving chain — without copying the
-    /// state: it changes only after the frame opened, exactly as the general path commits.
-    /// `Ok(None)` hands every other case to the general path.
-    fn decrypt_next_in_chain(
-        &mut self,
-        header: &Header,
-        aad: &[u8],
-        ct: &[u8],
-    ) -> Result<Option<SecretBytes>, NativeError> {
         let st = &mut self.state;
-        let Some(chain) = st.receiving.as_mut() else {
-            return Ok(None);
-        };
-        if header.ratchet != st.peer_ratchet
-            || header.n != st.nr
-            || st.skipped.contains_key(&(header.ratchet, header.n))
-        {
-            return Ok(None);
+        let id = (header.ratchet, header.n);
+        if let Some(sk) = st.skipped.get(&id) {
+            let pt = open(sk.key.expose(), header.n, aad, ct)?;
+            st.skipped.remove(&id);
+            st.finish_receive();
+            return Ok(pt);
         }
-        let nr = st.nr.checked_add(1).ok_or(NativeError::CounterExhausted)?;
-        let (mk, mut next) = kdf_ck(chain);
-        let pt = open(mk.bytes(), header.n, aad, ct)?;
-        chain.replace(&mut next);
-        st.nr = nr;
-        st.finish_receive();
-        Ok(Some(pt))
+        let candidate = st.candidate(header)?;
+        let pt = open(candidate.mk.bytes(), header.n, aad, ct)?;
+        st.commit(header, candidate);
+        Ok(pt)
     }
 
     /// A copy of the whole state, to show that a later snapshot cannot open earlier frames.
@@ -419,15 +395,89 @@ fn open(mk: &[u8; 32], n: u32, aad: &[u8], ct: &[u8]) -> Result<SecretBytes, Nat
     Ok(buf)
 }
 
+/// What a frame that is not under a skipped key would do to the receiving side, derived before
+/// it is authenticated. Only the frame's own message key and the chain key after it are kept
+/// (on the stack, wiped on drop); keys skipped on the way are derived again, into locked memory,
+/// by [`State::commit`] — so a forged frame that claims a far position or a new ratchet key
+/// costs one DH and at most [`MAX_SKIP`] chain steps, and stores nothing.
+struct Candidate {
+    /// `KDF_RK` output (new root ‖ new receiving chain key) when the frame starts a new peer
+    /// ratchet key.
+    step: Option<Zeroizing<[u8; 64]>>,
+    /// The frame's message key.
+    mk: MessageKey,
+    /// The receiving chain key after it.
+    next: Zeroizing<[u8; 32]>,
+}
+
 impl State {
-    /// Stores the keys of the current receiving chain up to (not including) message `until`.
-    fn skip_until(&mut self, until: u32) -> Result<(), NativeError> {
-        let Some(mut chain) = self.receiving.take() else {
-            return Ok(());
+    /// The keys for `header`, checked exactly as committing would (window, counters, a ratchet
+    /// step needing our own key), without changing anything.
+    fn candidate(&self, header: &Header) -> Result<Candidate, NativeError> {
+        let too_far = |from: u32, until: u32| until > from && until - from > MAX_SKIP;
+        let (step, mut chain, nr) = if header.ratchet != self.peer_ratchet {
+            // The old chain's keys up to PN would be kept: refuse a frame that needs too many.
+            if self.receiving.is_some() && too_far(self.nr, header.pn) {
+                return Err(NativeError::TooFarAhead);
+            }
+            // The peer only moves to a new key after seeing ours; without one this frame is bogus.
+            let ours = self.sending.as_ref().ok_or(NativeError::KeyUnavailable)?;
+            let okm = kdf_rk_bytes(&self.root, dh(&ours.ratchet, &header.ratchet)?.as_ref());
+            let mut chain = Zeroizing::new([0u8; 32]);
+            chain.copy_from_slice(&okm[32..]);
+            (Some(okm), chain, 0)
+        } else {
+            let receiving = self.receiving.as_ref().ok_or(NativeError::KeyUnavailable)?;
+            if header.n < self.nr {
+                return Err(NativeError::KeyUnavailable);
+            }
+            (None, Zeroizing::new(*receiving.expose()), self.nr)
         };
-        if until > self.nr && until - self.nr > MAX_SKIP {
+        if too_far(nr, header.n) {
             return Err(NativeError::TooFarAhead);
         }
+        header
+            .n
+            .checked_add(1)
+            .ok_or(NativeError::CounterExhausted)?;
+        for _ in nr..header.n {
+            let (_, next) = kdf_ck_bytes(&chain);
+            chain = next;
+        }
+        let (mk, next) = kdf_ck_bytes(&chain);
+        Ok(Candidate { step, mk, next })
+    }
+
+    /// Applies a candidate whose frame opened: the receive step (keeping the old chain's keys up
+    /// to PN), the keys skipped in the new position's chain, the chain moved past the frame.
+    fn commit(&mut self, header: &Header, candidate: Candidate) {
+        let Candidate { step, mut next, .. } = candidate;
+        if let Some(okm) = step {
+            self.store_skipped(header.pn);
+            if let Some(ours) = self.sending.take() {
+                self.pn = ours.n;
+            }
+            self.root = locked_from(&okm[..32]);
+            self.receiving = Some(locked_from(&okm[32..]));
+            self.peer_ratchet = header.ratchet;
+            self.nr = 0;
+        }
+        self.store_skipped(header.n);
+        if let Some(chain) = self.receiving.as_mut() {
+            chain.replace(&mut next);
+        }
+        // `candidate` checked that this does not overflow.
+        self.nr = header.n.saturating_add(1);
+        self.finish_receive();
+    }
+
+    /// Stores the keys of the current receiving chain up to (not including) message `until`,
+    /// evicting the oldest beyond [`MAX_SKIPPED_KEYS`]. The window was checked by
+    /// [`State::candidate`].
+    fn store_skipped(&mut self, until: u32) {
+        let Some(mut chain) = self.receiving.take() else {
+            return;
+        };
         while self.nr < until {
             let (mk, mut next) = kdf_ck(&chain);
             chain.replace(&mut next);
@@ -452,20 +502,6 @@ impl State {
                 None => break,
             };
         }
-        Ok(())
-    }
-
-    /// The receiving half of a DH ratchet step for the peer's new ratchet key.
-    fn receive_ratchet(&mut self, peer_ratchet: [u8; 32]) -> Result<(), NativeError> {
-        // The peer only moves to a new key after seeing ours; without one this frame is bogus.
-        let ours = self.sending.take().ok_or(NativeError::KeyUnavailable)?;
-        self.pn = ours.n;
-        let (root, receiving) = kdf_rk(&self.root, dh(&ours.ratchet, &peer_ratchet)?.as_ref());
-        self.root = root;
-        self.receiving = Some(receiving);
-        self.peer_ratchet = peer_ratchet;
-        self.nr = 0;
-        Ok(())
     }
 
     /// Bookkeeping after a successful decryption: count it and expire old skipped keys.

@@ -171,6 +171,76 @@ fn wrong_associated_data_or_altered_frames_fail() {
     assert_eq!(recv(&mut bob, &f, &ab()).as_deref(), Ok("secret"));
 }
 
+/// A frame for `to` with this header and a ciphertext nobody sealed (a third user's forgery).
+fn forged(to: &NativeSession, from: &NativeSession, ratchet: [u8; 32], pn: u32, n: u32) -> Vec<u8> {
+    let header = Header {
+        sender_tag: from.own_instance_tag(),
+        receiver_tag: to.own_instance_tag(),
+        ratchet,
+        pn,
+        n,
+    };
+    let mut f = header.encode().to_vec();
+    f.extend_from_slice(&[0x5a; 40]);
+    f
+}
+
+#[test]
+fn forged_frames_on_the_slow_path_store_nothing_and_change_nothing() {
+    let (mut alice, mut bob) = established();
+    let early: Vec<_> = (0..4)
+        .map(|i| send(&mut alice, &format!("m{i}"), &ab()))
+        .collect();
+    assert_eq!(recv(&mut bob, &early[3], &ab()).as_deref(), Ok("m3"));
+    assert_eq!(bob.skipped_keys(), 3);
+    // Bob has a sending chain now, so a frame under a new ratchet key reaches the DH step.
+    let reply = send(&mut bob, "r", &ba());
+    let untouched = bob.snapshot();
+    let current = Header::decode(&early[0]).expect("header").0.ratchet;
+    let stranger = super::keys::public_of(&super::keys::random_key(&mut OsRng));
+    let mut tampered = early[1].clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let forgeries = [
+        // Under a skipped key: looked up, never removed.
+        tampered,
+        // Far ahead in the current chain: would have stored MAX_SKIP keys.
+        forged(&bob, &alice, current, 0, 3 + MAX_SKIP),
+        // A new ratchet key whose PN and N would skip keys in both chains.
+        forged(&bob, &alice, stranger, 4 + MAX_SKIP / 2, MAX_SKIP),
+    ];
+    for f in &forgeries {
+        assert_eq!(recv(&mut bob, f, &ab()), Err(NativeError::DecryptFailed));
+        assert_eq!(
+            bob.skipped_keys(),
+            3,
+            "a forged frame stored or removed keys"
+        );
+    }
+    // Beyond the window: refused before any key is derived.
+    let beyond = forged(&bob, &alice, stranger, 4 + MAX_SKIP + 1, 0);
+    assert_eq!(
+        recv(&mut bob, &beyond, &ab()),
+        Err(NativeError::TooFarAhead)
+    );
+    assert_eq!(bob.skipped_keys(), 3);
+    // Everything genuine opens exactly as in the copy that never saw a forgery.
+    let mut twin = untouched;
+    recv(&mut alice, &reply, &ba()).expect("reply");
+    let next_chain = send(&mut alice, "new chain", &ab());
+    for f in [&early[1], &early[0], &next_chain, &early[2]] {
+        let got = recv(&mut bob, f, &ab());
+        assert!(got.is_ok(), "{got:?}");
+        assert_eq!(got, recv(&mut twin, f, &ab()));
+    }
+    assert_eq!((bob.skipped_keys(), twin.skipped_keys()), (0, 0));
+    let back = send(&mut bob, "still in step", &ba());
+    assert_eq!(
+        recv(&mut alice, &back, &ba()).as_deref(),
+        Ok("still in step")
+    );
+}
+
 #[test]
 fn a_later_snapshot_cannot_open_earlier_frames() {
     let (mut alice, mut bob) = established();
