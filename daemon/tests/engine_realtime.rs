@@ -326,7 +326,9 @@ async fn path_b_when_a_is_refused_and_a_third_user_cannot_harm_the_session() {
     let (client, carol_room) = carol(&p.sim);
     let me_uid = p.sim.user_id("me").expect("uid");
     let forge = |seq: u64, room: &str, items: Value, frag: Option<Value>| {
-        let mut env = json!({"v": 1, "from": me_uid, "room": room, "run": "forged", "seq": seq});
+        // A well-formed run id (16 hex digits), so the forgery reaches the claim checks.
+        let mut env =
+            json!({"v": 1, "from": me_uid, "room": room, "run": "00000000f0f0f0f0", "seq": seq});
         if let Some(f) = frag {
             env["frag"] = f;
         } else {
@@ -545,7 +547,7 @@ async fn a_third_user_cannot_end_a_native_session_over_path_b() {
         json!({"roomId": ROOM, "userId": me_uid, "otrd": {"end": "AAAA"}}),
     ];
     for (seq, end) in ends.into_iter().enumerate() {
-        let env = json!({"v": 1, "from": me_uid, "room": ROOM, "run": "forged-end", "seq": seq,
+        let env = json!({"v": 1, "from": me_uid, "room": ROOM, "run": "00000000f0f0e0d0", "seq": seq,
             "items": [{"k": "end", "p": end}]});
         client
             .call(

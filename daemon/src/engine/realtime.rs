@@ -91,6 +91,11 @@ impl Engine {
     /// Abandons every pending Start (EndAllSessions, the screen lock): none may bring a session
     /// back after it.
     pub(super) fn cancel_probes(&mut self) {
+        self.fail_probes("every session was ended (EndAllSessions or the screen lock)");
+    }
+
+    /// Abandons every pending Start; the StartSession waiting for one is told `why`.
+    pub(super) fn fail_probes(&mut self, why: &str) {
         let probes: Vec<(String, PendingStart)> = self.probes.drain().collect();
         for (room_id, p) in probes {
             if let Some(reply) = p.reply {
@@ -100,8 +105,7 @@ impl Engine {
                     .map(|r| r.peer_username.clone())
                     .unwrap_or_default();
                 let err = EngineError::FailedPrecondition(format!(
-                    "every session was ended (EndAllSessions or the screen lock) before {peer}'s \
-                     daemon answered; nothing was started"
+                    "{why} before {peer}'s daemon answered; nothing was started"
                 ));
                 self.reply(reply, Err(err));
             }
@@ -191,21 +195,7 @@ impl Engine {
                     room_id,
                     path,
                     nonce,
-                } => {
-                    let live = self.sessions.get(&room_id).is_some_and(|s| {
-                        matches!(
-                            s.state(),
-                            SessionState::Established | SessionState::Establishing
-                        )
-                    });
-                    // A live session keeps its path: a probe (anyone can write on B) must not
-                    // redirect it. Otherwise the peer's choice is ours.
-                    if !live || self.realtime.path(&room_id) == Some(path) {
-                        self.realtime.set_path(&room_id, path);
-                        self.outbox_follows(&room_id, path);
-                        self.send_control(&room_id, path, probe::answer(&nonce));
-                    }
-                }
+                } => self.on_probe_request(&room_id, path, &nonce),
                 Inbound::ProbeAnswered {
                     room_id,
                     path,
@@ -216,14 +206,52 @@ impl Engine {
         true
     }
 
+    /// The peer's daemon (or anyone writing on B in its name) asks whether `path` works.
+    fn on_probe_request(&mut self, room_id: &str, path: Path, nonce: &str) {
+        if let Some(ours) = self.probes.get(room_id) {
+            // Never answered while our own probe for the room is pending: the answer would move
+            // the room's path under our Start. A probe on the very path we are probing means
+            // both Starts happened at once; it tells what an answer would (their daemon writes
+            // there), and going on as if answered lets the sessions' glare rule keep one offer
+            // — otherwise each side would ignore the other's probe until both gave up. Forged
+            // on B, it can at worst start our handshake early on a path it then fails on.
+            if ours.path == path {
+                self.probe_succeeded(room_id, path);
+            }
+            return;
+        }
+        let live = self.sessions.get(room_id).is_some_and(|s| {
+            matches!(
+                s.state(),
+                SessionState::Established | SessionState::Establishing
+            )
+        });
+        // A live session keeps its path: a probe (anyone can write on B) must not redirect it.
+        // Otherwise the peer's choice is ours.
+        if live && self.realtime.path(room_id) != Some(path) {
+            return;
+        }
+        if !self.realtime.may_answer_probe(room_id, path, now_ms()) {
+            tracing::debug!(room = %room_id, transport = path.kind().as_str(), "probe not answered: one was answered moments ago");
+            return;
+        }
+        self.realtime.set_path(room_id, path);
+        self.outbox_follows(room_id, path);
+        self.send_control(room_id, path, probe::answer(nonce));
+    }
+
     fn on_probe_answered(&mut self, room_id: &str, path: Path, nonce: &str) {
         let matches = self
             .probes
             .get(room_id)
             .is_some_and(|p| p.path == path && p.nonce == nonce);
-        if !matches {
-            return;
+        if matches {
+            self.probe_succeeded(room_id, path);
         }
+    }
+
+    /// Our pending probe for `room_id` found `path`: the Start waiting for it goes on there.
+    fn probe_succeeded(&mut self, room_id: &str, path: Path) {
         let Some(p) = self.probes.remove(room_id) else {
             return;
         };

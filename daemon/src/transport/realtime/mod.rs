@@ -2,17 +2,19 @@
 //! (`stream-notify-room` `<rid>/user-activity`) and path B (`stream-notify-room-users`
 //! `<rid>/video-conference`). Nothing sent here is stored by the server.
 //!
-//! - [`envelope`] — the frame format; [`fragment`] — splitting and bounded reassembly;
-//!   [`pacing`] — token buckets per method; [`path_a`], [`path_b`] — the wire shapes;
-//!   [`sender`] — a room's outgoing task; [`probe`] — choosing a path.
+//! - [`envelope`] — the frame format and its bounds; [`fragment`] — splitting and bounded
+//!   reassembly; [`pacing`] — token buckets per method; [`path_a`], [`path_b`] — the wire shapes;
+//!   [`sender`] — a room's outgoing task; [`probe`] — choosing a path, and which probes to answer;
+//!   [`budget`] — how much inbound work a room (or a forger writing in its name) may cause.
 //! - [`Realtime`] (here) — the inbound half: an event from either path becomes the same session
-//!   [`Input`]s the 7.x relay produces, after checking the envelope's claims (room, sender),
-//!   dropping replays and reassembling fragments.
+//!   [`Input`]s the 7.x relay produces, after bounding the envelope, checking its claims (room,
+//!   sender), dropping replays, reassembling fragments and keeping each room within its budget.
 //!
 //! Sessions and schemes never learn which path carried a frame. The envelope's sender and room
 //! must equal the room's peer and the room itself; the native scheme binds both into each
 //! message's associated data, so even a frame whose claims were rewritten does not decrypt.
 
+pub mod budget;
 pub mod envelope;
 pub mod fragment;
 pub mod pacing;
@@ -140,6 +142,15 @@ impl Seen {
     }
 }
 
+/// What the inbound checks refused, since start (for tests and diagnostics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InboundCounts {
+    /// Envelopes rejected ([`Rejected`]): out of bounds, wrong claims, replays, wrong path.
+    pub rejected: u64,
+    /// Items dropped over their room's [`budget::SESSION_INPUTS`].
+    pub over_budget: u64,
+}
+
 /// Inbound state of both paths for one connection, and each room's chosen path.
 #[derive(Debug, Default)]
 pub struct Realtime {
@@ -147,6 +158,12 @@ pub struct Realtime {
     seen: HashMap<String, Seen>,
     reassembly: fragment::Reassembler,
     control: sender::Numbering,
+    /// Items each room may still hand to its session.
+    budgets: budget::SessionBudgets,
+    /// Which probes are answered.
+    answers: probe::Answers,
+    /// Envelopes rejected since start ([`InboundCounts::rejected`]).
+    rejected: u64,
 }
 
 impl Realtime {
@@ -163,6 +180,27 @@ impl Realtime {
     /// Chooses (or changes) a room's path.
     pub fn set_path(&mut self, room_id: &str, path: Path) {
         self.paths.insert(room_id.to_owned(), path);
+    }
+
+    /// Forgets every room's path and the fragments in flight (the server's capabilities
+    /// changed: paths are probed again). Replay memory and budgets stay: they guard against
+    /// the same senders as before.
+    pub fn forget_paths(&mut self) {
+        self.paths.clear();
+        self.reassembly = fragment::Reassembler::default();
+    }
+
+    /// Whether to answer a probe for `room_id` on `path` now ([`probe::Answers`]).
+    pub fn may_answer_probe(&mut self, room_id: &str, path: Path, now_ms: i64) -> bool {
+        self.answers.allow(room_id, path, now_ms)
+    }
+
+    /// What the inbound checks refused so far.
+    pub fn counts(&self) -> InboundCounts {
+        InboundCounts {
+            rejected: self.rejected,
+            over_budget: self.budgets.dropped(),
+        }
     }
 
     /// Takes one stream event. `Ok(None)` when it is not one of ours; `room_of` looks up a DM.
@@ -183,7 +221,11 @@ impl Realtime {
             } else {
                 return None;
             };
-        Some(self.take(path, raw, event_room, my_uid, room_of, now_ms))
+        let result = self.take(path, raw, event_room, my_uid, room_of, now_ms);
+        if result.is_err() {
+            self.rejected += 1;
+        }
+        Some(result)
     }
 
     fn take(
@@ -216,7 +258,10 @@ impl Realtime {
         }
         let items = match env.frag {
             Some(frag) => match self.reassembly.add(&room.room_id, &env.run, frag, now_ms)? {
-                Some(items) => items,
+                Some(items) => {
+                    envelope::check_items(&items)?;
+                    items
+                }
                 None => return Ok(Vec::new()),
             },
             None => env.items,
@@ -228,9 +273,15 @@ impl Realtime {
         if !only_probes && chosen.is_some_and(|p| p != path) {
             return Err(Rejected::WrongPath);
         }
+        // Everything a session gets may cost it a decryption (or a handshake's DH): within the
+        // room's budget only. Probes are bounded where they are answered.
+        let budgets = &mut self.budgets;
         let out: Vec<Inbound> = items
             .into_iter()
             .filter_map(|item| to_inbound(&room, path, my_uid, item, now_ms))
+            .filter(|i| {
+                !matches!(i, Inbound::Session { .. }) || budgets.admit(&room.room_id, now_ms)
+            })
             .collect();
         if chosen.is_none() && out.iter().any(|i| matches!(i, Inbound::Session { .. })) {
             // The peer started on this path: answer on it.

@@ -4,7 +4,7 @@
 //! the server or failed. Nothing a stock 8.x server would store is ever sent (`chat.otr` system
 //! messages and `deleteOldOTRMessages` have no meaning on these paths and are skipped).
 
-use super::envelope::{item_len, Envelope, Fragment, Item, Kind, MAX_PAYLOAD, VERSION};
+use super::envelope::{item_len, Envelope, Fragment, Item, Kind, MAX_ITEMS, MAX_PAYLOAD, VERSION};
 use super::{fragment, path_a, path_b, Pacer, Path};
 use crate::otr::session::SignalKind;
 use crate::rocketchat::{Client, RcError};
@@ -114,15 +114,15 @@ pub fn item_of(frame: &Frame) -> Option<Item> {
     }
 }
 
-/// Packs items in order into envelopes of at most [`MAX_PAYLOAD`]; an item too large alone is
-/// split into fragments (one group).
+/// Packs items in order into envelopes of at most [`MAX_PAYLOAD`] and [`MAX_ITEMS`] items (what
+/// the receiver takes); an item too large alone is split into fragments (one group).
 pub fn pack(numbering: &mut Numbering, from: &str, room: &str, items: Vec<Item>) -> Vec<Envelope> {
     let mut out = Vec::new();
     let mut batch: Vec<Item> = Vec::new();
     let mut size = 2;
     for item in items {
         let len = item_len(&item) + 1;
-        if !batch.is_empty() && size + len > MAX_PAYLOAD {
+        if !batch.is_empty() && (size + len > MAX_PAYLOAD || batch.len() == MAX_ITEMS) {
             out.push(numbering.next(from, room, std::mem::take(&mut batch), None));
             size = 2;
         }
@@ -273,6 +273,23 @@ mod tests {
             }
         }
         assert_eq!(back, items);
+    }
+
+    #[test]
+    fn many_tiny_items_never_exceed_what_the_receiver_takes() {
+        let mut n = Numbering::new();
+        let acks: Vec<Item> = (0..300)
+            .map(|i| Item {
+                k: Kind::Ack,
+                p: json!({"id": i, "ack": "k"}),
+            })
+            .collect();
+        let envs = pack(&mut n, "A", "R", acks);
+        assert!(envs.iter().all(|e| e.items.len() <= MAX_ITEMS));
+        assert_eq!(envs.iter().map(|e| e.items.len()).sum::<usize>(), 300);
+        for e in &envs {
+            assert_eq!(Envelope::from_value(&e.to_value()).as_ref(), Ok(e));
+        }
     }
 
     #[test]
