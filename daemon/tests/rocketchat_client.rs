@@ -277,3 +277,29 @@ async fn a_bad_url_is_reported_not_retried() {
         Err(RcError::AuthFailed(_))
     ));
 }
+
+#[tokio::test]
+async fn relay_calls_are_refused_unsent_on_a_login_without_the_relay() {
+    let server = MiniServer::start().await;
+    let (client, mut events) = Client::spawn(config(&server.url, PASSWORD));
+    let info = wait_logged_in(&mut events).await;
+    // No REST here: the relay cannot be confirmed, so the login has none.
+    assert!(!info.server.otr_relay);
+    let before = server.log().method_ids.len();
+    let message = json!({"_id": "m1", "rid": "R", "msg": "?OTR", "t": "otr"});
+    match client.call_relay("sendMessage", vec![message]).await {
+        Err(RcError::NoRelay { method }) => assert_eq!(method, "sendMessage"),
+        other => panic!("expected NoRelay, got {other:?}"),
+    }
+    match client
+        .rest_post_relay("/api/v1/chat.otr", json!({"roomId": "R", "type": "x"}))
+        .await
+    {
+        Err(RcError::NoRelay { method }) => assert_eq!(method, "/api/v1/chat.otr"),
+        other => panic!("expected NoRelay, got {other:?}"),
+    }
+    // An ordinary call still goes out, after the refused one: that one never reached the server.
+    let echoed = client.call("echo", vec![json!(1)]).await.expect("echo");
+    assert_eq!(echoed, Some(json!(1)));
+    assert_eq!(server.log().method_ids.len(), before + 1);
+}

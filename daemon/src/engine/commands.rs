@@ -180,7 +180,7 @@ impl Engine {
         });
     }
 
-    fn end_all(&mut self) -> u32 {
+    pub(super) fn end_all(&mut self) -> u32 {
         // First, so that no held message is sent while sessions end, and no pending Start
         // brings a session back after the lock.
         self.fail_all_held("every session was ended (EndAllSessions or the screen lock)");

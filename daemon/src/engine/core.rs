@@ -100,6 +100,7 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         sessions: HashMap::new(),
         outboxes: HashMap::new(),
         subscribed_rooms: HashSet::new(),
+        transport_subs: super::capabilities::TransportSubs::default(),
         realtime: crate::transport::realtime::Realtime::default(),
         pacer: crate::transport::realtime::Pacer::new(pacing),
         held: HeldMessages::default(),
@@ -140,6 +141,14 @@ pub(super) enum Internal {
     /// The message streams of these new DMs are followed (or failed to be): parked signals for
     /// them may go to their sessions now.
     RoomsFollowed(Vec<String>),
+    /// Transport subscriptions made for the capabilities of `generation`
+    /// (engine/capabilities.rs).
+    TransportSubscribed {
+        /// What they were made for.
+        generation: u64,
+        /// The subscriptions.
+        ids: Vec<crate::rocketchat::SubscriptionId>,
+    },
 }
 
 /// The engine's state. Everything here is touched only by the engine task.
@@ -162,6 +171,8 @@ pub(super) struct Engine {
     pub(super) outboxes: HashMap<String, Outbox>,
     /// Rooms whose message stream we subscribed (the client re-subscribes after reconnects).
     pub(super) subscribed_rooms: HashSet<String>,
+    /// The subscriptions that depend on the server's capabilities, redone when they change.
+    pub(super) transport_subs: super::capabilities::TransportSubs,
     /// Paths A/B (servers without the 7.x relay): inbound checks and each room's chosen path.
     pub(super) realtime: crate::transport::realtime::Realtime,
     /// Pacing of this connection's realtime calls.

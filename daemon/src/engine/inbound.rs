@@ -8,7 +8,7 @@ use super::parked::Parking;
 use super::types::*;
 use crate::otr::session::{Input, Output, SignalKind};
 use crate::rocketchat::{self, parse_presence_event, ClientEvent, DirectRoom};
-use crate::transport::{realtime, Frame, Outbox, Report, RoomAddr};
+use crate::transport::{Frame, Outbox, Report, RoomAddr};
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -42,6 +42,10 @@ impl Engine {
 
     fn on_logged_in(&mut self, info: rocketchat::SessionInfo) {
         let first = self.me.is_none();
+        let changed = self
+            .me
+            .as_ref()
+            .is_some_and(|old| super::capabilities::changed(&old.server, &info.server));
         let uid = info.user_id.clone();
         let relay = info.server.otr_relay;
         tracing::info!(user = %info.username, server_version = %info.server.version, otr_relay = relay, "logged in");
@@ -59,27 +63,15 @@ impl Engine {
                 return;
             };
             let tx = self.internal_tx.clone();
+            let generation = self.transport_subs.generation();
             tokio::spawn(async move {
-                if relay {
-                    if let Err(e) = client
-                        .subscribe(
-                            "stream-notify-user",
-                            vec![json!(format!("{uid}/otr")), stream_opts()],
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %e, "cannot follow OTR signalling");
-                    }
-                } else if let Err(e) = client
-                    .subscribe(
-                        "stream-notify-user",
-                        realtime::path_b::subscribe_params(&uid),
-                    )
+                // The relay's signalling, or path B's inbound side (no 7.x relay: otrd ↔ otrd
+                // over paths A and B); redone if the capabilities change (engine/capabilities.rs).
+                let ids = super::capabilities::follow_user_stream(&client, &uid, relay)
                     .await
-                {
-                    // Path B's inbound side (no 7.x relay: otrd ↔ otrd over paths A and B).
-                    tracing::warn!(error = %e, "cannot follow path B");
-                }
+                    .into_iter()
+                    .collect();
+                let _ = tx.send(Internal::TransportSubscribed { generation, ids });
                 for event in ["subscriptions-changed", "rooms-changed"] {
                     if let Err(e) = client
                         .subscribe(
@@ -94,6 +86,8 @@ impl Engine {
                 let rooms = client.list_direct_rooms().await.map_err(|e| e.to_string());
                 let _ = tx.send(Internal::RoomsLoaded(rooms));
             });
+        } else if changed {
+            self.on_capabilities_changed();
         } else {
             self.reload_rooms();
             let ids: Vec<String> = self.sessions.keys().cloned().collect();
@@ -103,7 +97,7 @@ impl Engine {
         }
     }
 
-    fn reload_rooms(&self) {
+    pub(super) fn reload_rooms(&self) {
         let Some(client) = self.client.clone() else {
             return;
         };
@@ -248,6 +242,9 @@ impl Engine {
                 }
                 self.replay_parked();
             }
+            Internal::TransportSubscribed { generation, ids } => {
+                self.on_transport_subscribed(generation, ids)
+            }
         }
     }
 
@@ -314,7 +311,9 @@ impl Engine {
         self.replay_parked();
         let tx = self.internal_tx.clone();
         let path_a = self.realtime_mode();
+        let generation = self.transport_subs.generation();
         tokio::spawn(async move {
+            let mut transport = Vec::new();
             for rid in &new_rooms {
                 if let Err(e) = client
                     .subscribe("stream-room-messages", vec![json!(rid), stream_opts()])
@@ -324,16 +323,14 @@ impl Engine {
                 }
                 // Path A's inbound side, per DM (no 7.x relay).
                 if path_a {
-                    if let Err(e) = client
-                        .subscribe(
-                            "stream-notify-room",
-                            realtime::path_a::subscribe_params(rid),
-                        )
-                        .await
-                    {
-                        tracing::warn!(room = %rid, error = %e, "cannot follow path A");
-                    }
+                    transport.extend(super::capabilities::follow_path_a(&client, rid).await);
                 }
+            }
+            if !transport.is_empty() {
+                let _ = tx.send(Internal::TransportSubscribed {
+                    generation,
+                    ids: transport,
+                });
             }
             if !new_rooms.is_empty() {
                 let _ = tx.send(Internal::RoomsFollowed(new_rooms));
@@ -509,6 +506,6 @@ impl Engine {
 }
 
 /// The second parameter of a stream subscription, as the current web client sends it.
-fn stream_opts() -> Value {
+pub(super) fn stream_opts() -> Value {
     json!({"useCollection": false, "args": []})
 }

@@ -10,7 +10,10 @@
 //! - `parked` — signals for a DM not loaded yet, waiting for the DM list.
 //! - `identity` — our native identity, the trust store, fingerprint alarms.
 //! - `status` — the GetStatus snapshot the engine publishes for handles to read.
+//! - `capabilities` — what goes when a reconnect finds the server's capabilities changed, and
+//!   the subscriptions that depend on them.
 
+mod capabilities;
 mod commands;
 mod core;
 mod events;

@@ -57,6 +57,12 @@ pub enum RcError {
     /// The connection dropped while waiting, or there is none.
     #[error("not connected to the Rocket.Chat server")]
     NotConnected,
+    /// A call of the 7.x OTR relay on a login whose server has none (`Client::call_relay`).
+    #[error("`{method}` needs the Rocket.Chat ≤ 7.x OTR relay, which this server does not have")]
+    NoRelay {
+        /// The method (or REST path) refused.
+        method: String,
+    },
     /// Credentials refused; the client stopped retrying.
     #[error("login refused: {0}")]
     AuthFailed(String),

@@ -31,18 +31,21 @@ pub enum Report {
     },
 }
 
-/// The sending side of a room's queue. Dropping it ends the task once the queue is drained.
+/// The sending side of a room's queue. Dropping it ends the task once the queue is drained;
+/// [`Outbox::abort`] ends it at once, with what it still holds.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Frame>,
+    /// The room's task, for [`Outbox::abort`].
+    task: tokio::task::AbortHandle,
 }
 
 impl Outbox {
     /// Starts the room's task.
     pub fn spawn(client: Client, room: RoomAddr, reports: mpsc::UnboundedSender<Report>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(client, room, rx, reports));
-        Self { tx }
+        let task = tokio::spawn(run(client, room, rx, reports)).abort_handle();
+        Self { tx, task }
     }
 
     /// Starts the room's task on a realtime path (A or B): frames that queue up share a call.
@@ -51,13 +54,21 @@ impl Outbox {
         reports: mpsc::UnboundedSender<Report>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(super::realtime::sender::run(route, rx, reports));
-        Self { tx }
+        let task = tokio::spawn(super::realtime::sender::run(route, rx, reports)).abort_handle();
+        Self { tx, task }
     }
 
     /// Queues a frame; false if the room's task is gone.
     pub fn push(&self, frame: Frame) -> bool {
         self.tx.send(frame).is_ok()
+    }
+
+    /// Ends the room's task now, dropping every frame it has not sent (the transport it was
+    /// built for is gone: the server's capabilities changed). A call already handed to the
+    /// connection may still complete; the client refuses relay calls on a server without the
+    /// relay (`Client::call_relay`).
+    pub fn abort(&self) {
+        self.task.abort();
     }
 }
 

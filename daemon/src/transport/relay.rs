@@ -1,4 +1,6 @@
-//! The Rocket.Chat ≤ 7.x OTR relay (PROTOCOL.md §3, §4, §6).
+//! The Rocket.Chat ≤ 7.x OTR relay (PROTOCOL.md §3, §4, §6). Every call goes through
+//! `Client::call_relay` / `rest_post_relay`, which refuse to send on a login whose server has no
+//! relay: a frame queued before a reconnect to an upgraded server is never sent to it.
 
 use super::{Frame, RoomAddr};
 use crate::rocketchat::{Client, RcError};
@@ -22,7 +24,7 @@ pub async fn send(client: &Client, room: &RoomAddr, frame: &Frame) -> Result<(),
         Frame::Signal { kind, payload } => {
             let event = format!("{}/otr", room.peer_uid);
             client
-                .call(
+                .call_relay(
                     "stream-notify-user",
                     vec![json!(event), json!(kind.as_str()), payload.clone()],
                 )
@@ -31,7 +33,7 @@ pub async fn send(client: &Client, room: &RoomAddr, frame: &Frame) -> Result<(),
         }
         Frame::Message { id, msg } => {
             let message = json!({"_id": id, "rid": room.room_id, "msg": msg, "t": "otr"});
-            match client.call("sendMessage", vec![message]).await? {
+            match client.call_relay("sendMessage", vec![message]).await? {
                 Some(Value::Object(m)) if m.get("_id").and_then(Value::as_str) == Some(id) => {
                     Ok(())
                 }
@@ -41,7 +43,7 @@ pub async fn send(client: &Client, room: &RoomAddr, frame: &Frame) -> Result<(),
         Frame::Ack { message, ack } => send_ack(client, message, ack).await,
         Frame::System { kind } => {
             client
-                .rest_post(
+                .rest_post_relay(
                     "/api/v1/chat.otr",
                     json!({"roomId": room.room_id, "type": kind}),
                 )
@@ -50,7 +52,7 @@ pub async fn send(client: &Client, room: &RoomAddr, frame: &Frame) -> Result<(),
         }
         Frame::DeleteOld => {
             client
-                .call("deleteOldOTRMessages", vec![json!(room.room_id)])
+                .call_relay("deleteOldOTRMessages", vec![json!(room.room_id)])
                 .await?;
             Ok(())
         }
@@ -61,7 +63,7 @@ pub async fn send(client: &Client, room: &RoomAddr, frame: &Frame) -> Result<(),
 /// failure (`Match failed`, 7.x), once more with exactly the fields the check demands.
 async fn send_ack(client: &Client, message: &Value, ack: &str) -> Result<(), RelayError> {
     let first = client
-        .call(
+        .call_relay(
             "updateOTRAck",
             vec![json!({"message": message, "ack": ack})],
         )
@@ -70,7 +72,7 @@ async fn send_ack(client: &Client, message: &Value, ack: &str) -> Result<(), Rel
         Err(RcError::Method { error, .. }) if error.code() == "400" => {
             let minimal = minimal_ack_message(message);
             client
-                .call(
+                .call_relay(
                     "updateOTRAck",
                     vec![json!({"message": minimal, "ack": ack})],
                 )

@@ -302,7 +302,7 @@ impl Task {
                 }
                 cmd = self.commands.recv() => match cmd {
                     None => return Err(Outcome::Closed),
-                    Some(cmd) => self.command(cmd, link).await?,
+                    Some(cmd) => self.command(cmd, link, &info).await?,
                 },
                 _ = tick.tick() => {
                     if let Some(sent) = ping_sent {
@@ -421,12 +421,29 @@ impl Task {
         }
     }
 
-    async fn command(&mut self, cmd: Command, link: &mut Link) -> Result<(), Outcome> {
+    /// Performs a caller's request on the current link; `info` is this login's.
+    async fn command(
+        &mut self,
+        cmd: Command,
+        link: &mut Link,
+        info: &SessionInfo,
+    ) -> Result<(), Outcome> {
         match cmd {
+            Command::Call {
+                method,
+                relay_only: true,
+                reply,
+                ..
+            } if !info.server.otr_relay => {
+                tracing::debug!(%method, "7.x relay call refused: this server has no OTR relay");
+                let _ = reply.send(Err(RcError::NoRelay { method }));
+                Ok(())
+            }
             Command::Call {
                 method,
                 params,
                 reply,
+                ..
             } => {
                 let id = self.method_id();
                 let frame = ddp::method_frame(&id, &method, &params);

@@ -186,6 +186,8 @@ enum Command {
     Call {
         method: String,
         params: Vec<Value>,
+        /// A method of the 7.x OTR relay: sent only on a login whose server has it.
+        relay_only: bool,
         reply: oneshot::Sender<Result<Option<Value>, RcError>>,
     },
     Subscribe {
@@ -240,6 +242,29 @@ impl Client {
     /// `too-many-requests` after `details.timeToReset`; fails with [`RcError::NotConnected`] if
     /// the connection drops meanwhile (the caller decides whether to retry).
     pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Option<Value>, RcError> {
+        self.call_with(method, params, false).await
+    }
+
+    /// [`Client::call`] for a method of the Rocket.Chat ≤ 7.x OTR relay (`sendMessage` of an OTR
+    /// message, `stream-notify-user` `<uid>/otr`, `updateOTRAck`, ...). The connection task
+    /// checks the capabilities of the login the call would go out on and refuses it there, unsent,
+    /// with [`RcError::NoRelay`] when that server has no relay — so a call that waited through a
+    /// reconnect never reaches a server that was upgraded to 8.x (or had `OTR_Enable` switched
+    /// off) meanwhile.
+    pub async fn call_relay(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<Value>, RcError> {
+        self.call_with(method, params, true).await
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        relay_only: bool,
+    ) -> Result<Option<Value>, RcError> {
         let mut attempts = 0;
         loop {
             self.wait_logged_in(method).await?;
@@ -247,6 +272,7 @@ impl Client {
             let cmd = Command::Call {
                 method: method.to_owned(),
                 params: params.clone(),
+                relay_only,
                 reply,
             };
             self.inner

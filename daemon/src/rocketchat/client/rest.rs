@@ -152,6 +152,20 @@ impl Client {
         .await
     }
 
+    /// [`Client::rest_post`] for the 7.x OTR relay's REST call (`chat.otr`): waits for a login
+    /// and refuses with [`RcError::NoRelay`] when that login's server has no relay. (REST does
+    /// not go through the connection task, so this checks the login current just before the
+    /// request, not the one it is sent on; 8.x servers have no `chat.otr` to store anything.)
+    pub async fn rest_post_relay(&self, path: &str, body: Value) -> Result<Value, RcError> {
+        self.wait_logged_in(path).await?;
+        if !self.session().is_some_and(|s| s.server.otr_relay) {
+            return Err(RcError::NoRelay {
+                method: path.to_owned(),
+            });
+        }
+        self.rest_post(path, body).await
+    }
+
     /// The token of the latest login; it stays valid for REST while the websocket reconnects.
     async fn rest_auth(&self, path: &str) -> Result<RestAuth, RcError> {
         if let Some(a) = self.current_auth() {
