@@ -36,6 +36,7 @@ pub fn status_json(s: &pb::GetStatusResponse) -> Value {
         },
         "session_count": s.session_count,
         "established_count": s.established_count,
+        "legacy_exposed_count": s.legacy_exposed_count,
         "instance_tag": s.instance_tag,
     })
 }
@@ -84,10 +85,17 @@ pub fn status_text(s: &pb::GetStatusResponse) -> String {
             }
         ),
         format!("memory:      {memory}"),
-        format!(
-            "sessions:    {} ({} established)",
-            s.session_count, s.established_count
-        ),
+        if s.legacy_exposed_count > 0 {
+            format!(
+                "sessions:    {} ({} established; {} legacy — the server could read this)",
+                s.session_count, s.established_count, s.legacy_exposed_count
+            )
+        } else {
+            format!(
+                "sessions:    {} ({} established)",
+                s.session_count, s.established_count
+            )
+        },
     ]
     .join("\n")
 }

@@ -193,6 +193,7 @@ pub fn status(s: domain::StatusInfo) -> pb::GetStatusResponse {
         }),
         session_count: s.session_count,
         established_count: s.established_count,
+        legacy_exposed_count: s.exposed_count,
         instance_tag: s.instance_tag,
     }
 }

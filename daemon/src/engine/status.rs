@@ -29,6 +29,8 @@ pub(super) struct SessionTally {
     pub(super) live: u32,
     /// Established sessions.
     pub(super) established: u32,
+    /// Established legacy sessions between two otrd daemons (the server could read them).
+    pub(super) exposed: u32,
 }
 
 impl SessionTally {
@@ -107,6 +109,7 @@ impl Engine {
             memory: MemoryStatus::default(),
             session_count: self.tally.live,
             established_count: self.tally.established,
+            exposed_count: self.tally.exposed,
             instance_tag: self.instance_tag(),
         }
     }
@@ -139,9 +142,14 @@ impl Engine {
             .values()
             .filter(|s| s.state() == SessionState::Established)
             .count() as u32;
+        let exposed = self
+            .sessions
+            .values()
+            .filter(|s| s.warning().is_some())
+            .count() as u32;
         assert_eq!(
-            (self.tally.live, self.tally.established),
-            (live, established),
+            (self.tally.live, self.tally.established, self.tally.exposed),
+            (live, established, exposed),
             "session tally out of step"
         );
         assert!(
@@ -170,10 +178,18 @@ impl Engine {
         input: Input,
     ) -> Option<Result<Vec<Output>, SessionError>> {
         let session = self.sessions.get_mut(room_id)?;
-        let before = session.state();
+        let (before, was_exposed) = (session.state(), session.warning().is_some());
         let result = session.handle(input, now_ms(), &mut self.rng);
-        let after = session.state();
+        let (after, exposed) = (session.state(), session.warning().is_some());
         if self.tally.moved(before, after) {
+            self.status_dirty = true;
+        }
+        if was_exposed != exposed {
+            self.tally.exposed = if exposed {
+                self.tally.exposed + 1
+            } else {
+                self.tally.exposed.saturating_sub(1)
+            };
             self.status_dirty = true;
         }
         Some(result)

@@ -319,6 +319,8 @@ pub struct StatusInfo {
     pub session_count: u32,
     /// Established sessions.
     pub established_count: u32,
+    /// Established legacy sessions although both ends run otrd: the server could read them.
+    pub exposed_count: u32,
     /// This daemon's instance tag, hex.
     pub instance_tag: String,
 }

@@ -36,7 +36,13 @@ fn mac(session: &NativeSession, kind: &str, room: &str, sender: &str, payload: &
 }
 
 /// Adds the proof that `sender` (us) sends this `kind` of signal in `room` to `payload`.
-pub fn add_proof(session: &NativeSession, kind: &str, room: &str, sender: &str, payload: &mut Value) {
+pub fn add_proof(
+    session: &NativeSession,
+    kind: &str,
+    room: &str,
+    sender: &str,
+    payload: &mut Value,
+) {
     let tag = B64.encode(mac(session, kind, room, sender, payload));
     if let Some(map) = payload.as_object_mut() {
         map.insert(AUTH_MEMBER.to_owned(), Value::String(tag));
@@ -44,7 +50,13 @@ pub fn add_proof(session: &NativeSession, kind: &str, room: &str, sender: &str, 
 }
 
 /// Whether `payload` carries a valid proof from `sender` for this `kind` in `room` (constant time).
-pub fn has_proof(session: &NativeSession, kind: &str, room: &str, sender: &str, payload: &Value) -> bool {
+pub fn has_proof(
+    session: &NativeSession,
+    kind: &str,
+    room: &str,
+    sender: &str,
+    payload: &Value,
+) -> bool {
     let Some(tag) = payload
         .get(AUTH_MEMBER)
         .and_then(Value::as_str)

@@ -99,6 +99,8 @@ pub struct Session {
     pub(super) previous_since_ms: Option<i64>,
     /// Per signal kind: the last `forged_signal` alarm and how many were held back since.
     pub(super) forged_alarms: std::collections::HashMap<&'static str, super::control::AlarmBucket>,
+    /// An established legacy session although both ends run otrd (see [`Session::warning`]).
+    pub(super) exposed: bool,
 }
 
 impl Session {
@@ -129,6 +131,7 @@ impl Session {
             rejected_answer: None,
             previous_since_ms: None,
             forged_alarms: std::collections::HashMap::new(),
+            exposed: false,
         }
     }
 
@@ -224,14 +227,10 @@ impl Session {
 
     /// Set while the session is legacy although both ends run otrd (the peer has spoken native
     /// before, or the server has no stock OTR): the server could read it.
+    /// Judged at each state change (so it only changes while an input is handled, where the
+    /// engine's status tally sees it).
     pub fn warning(&self) -> Option<String> {
-        let exposed = self.mode == Some(Mode::Legacy)
-            && matches!(
-                self.state,
-                SessionState::Established | SessionState::Establishing
-            )
-            && (self.policy.peer_known_native || self.policy.legacy_impossible);
-        exposed.then(|| LEGACY_WARNING.to_owned())
+        self.exposed.then(|| LEGACY_WARNING.to_owned())
     }
 
     fn transport(&self) -> Option<TransportKind> {
@@ -584,6 +583,9 @@ impl Session {
         self.state = state;
         self.since_ms = now;
         self.detail = detail;
+        self.exposed = state == SessionState::Established
+            && self.mode == Some(Mode::Legacy)
+            && (self.policy.peer_known_native || self.policy.legacy_impossible);
         if state == SessionState::Timeout {
             self.timed_out_ms = Some(now);
         }

@@ -570,8 +570,25 @@ fn a_known_native_peer_in_a_legacy_session_carries_the_warning() {
         None,
         "a stock peer: nothing to warn about"
     );
-    r.a.set_peer_known_native(true);
-    assert_eq!(r.a.info().warning.as_deref(), Some(LEGACY_WARNING));
+    // Bob's daemon has spoken native before; the stock-scheme session with him is exposed.
+    let known = SessionPolicy {
+        peer_known_native: true,
+        refuse_downgrade: false,
+        ..SessionPolicy::default()
+    };
+    let mut r2 = Relay::new(known, SessionPolicy::default());
+    r2.cmd(Side::A, Input::Start { scheme: SchemePreference::Legacy })
+        .expect("start");
+    r2.cmd(Side::B, Input::Accept { seq: None }).expect("accept");
+    assert_eq!(r2.a.state(), SessionState::Established);
+    assert_eq!(r2.a.info().warning.as_deref(), Some(LEGACY_WARNING));
+    let warned = events(&r2.log_a).into_iter().any(|e| {
+        matches!(e, EventKind::State { warning: Some(w), .. } if w == LEGACY_WARNING)
+    });
+    assert!(warned, "the state event says so too");
+    r.cmd(Side::A, Input::End { notify_peer: true }).expect("end");
+    r2.cmd(Side::A, Input::End { notify_peer: true }).expect("end");
+    assert_eq!(r2.a.info().warning, None);
 }
 
 #[test]
