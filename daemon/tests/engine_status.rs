@@ -32,7 +32,10 @@ async fn get_status_is_current_right_after_each_answer_and_event() {
         .unwrap();
     assert_eq!(info.state, SessionState::Establishing);
     let s = me.status().await.unwrap();
-    assert_eq!((s.session_count, s.established_count), (1, 0));
+    // echo auto-accepts: on a loaded machine its answer can land between our two calls, so the
+    // session may already be established — but it must already count.
+    assert_eq!(s.session_count, 1);
+    assert!(s.established_count <= 1, "{s:?}");
 
     // The `established` event: the count follows before the event reaches anyone, on both sides
     // (the peer's session was created and established by the network, not by an RPC).
