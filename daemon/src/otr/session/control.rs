@@ -127,7 +127,7 @@ impl Session {
         match kind {
             SignalKind::Handshake => self.on_native_handshake(obj, payload, now, rng, out),
             SignalKind::Acknowledge if scheme::is_confirm_frame(&payload) => {
-                self.on_native_confirm(&payload, now, out)
+                self.on_native_confirm(&payload, now, rng, out)
             }
             SignalKind::Acknowledge => self.on_refresh_answer(obj, &payload, now, rng, out),
             SignalKind::Deny => self.on_refresh_refusal(&payload, now, out),
@@ -435,6 +435,14 @@ impl Session {
         {
             self.native_answer = None;
             self.rejected_answer = None;
+            for m in std::mem::take(&mut self.stashed) {
+                let id = m.get("_id").and_then(Value::as_str).unwrap_or_default();
+                let why = format!(
+                    "could not decrypt a message from {}",
+                    self.ctx.peer_username
+                );
+                out.push(self.error_event("decrypt_failed", why, id));
+            }
             let message = format!(
                 "{} did not confirm the new keys within {} s; the session goes on with the \
                  current keys",

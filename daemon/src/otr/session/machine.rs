@@ -101,6 +101,9 @@ pub struct Session {
     pub(super) forged_alarms: std::collections::HashMap<&'static str, super::control::AlarmBucket>,
     /// An established legacy session although both ends run otrd (see [`Session::warning`]).
     pub(super) exposed: bool,
+    /// Peer messages that did not open while our answer to its new keys waited for their
+    /// confirmation: opened once it comes, reported when it does not.
+    pub(super) stashed: Vec<Value>,
 }
 
 impl Session {
@@ -132,6 +135,7 @@ impl Session {
             previous_since_ms: None,
             forged_alarms: std::collections::HashMap::new(),
             exposed: false,
+            stashed: Vec::new(),
         }
     }
 
@@ -626,6 +630,7 @@ impl Session {
         self.timed_out_ms = None;
         self.native_answer = None;
         self.rejected_answer = None;
+        self.stashed.clear();
     }
 
     /// A security alarm for front-ends (`key_confirmation_failed`, `downgrade`, ...).

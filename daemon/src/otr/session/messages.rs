@@ -18,6 +18,9 @@ use serde_json::{json, Map, Value};
 /// How often a resent (identical) peer message is acknowledged again.
 const MAX_REACKS: u32 = 3;
 
+/// Most messages held while a confirmation of new keys is awaited (see `stashed`).
+const STASH_MAX: usize = 32;
+
 /// Which key opened an envelope.
 #[derive(Clone, Copy)]
 enum Which {
@@ -231,6 +234,14 @@ impl Session {
             return;
         }
         let Some((plain, which)) = self.open_any(msg) else {
+            if self.live_native() && self.native_answer.is_some() && self.stashed.len() < STASH_MAX
+            {
+                // The peer switches to the new keys when it has our answer to its refresh (or
+                // new session); its first messages under them can overtake its confirmation.
+                // Held until the confirmation comes (or its timeout, then reported).
+                self.stashed.push(Value::Object(obj.clone()));
+                return;
+            }
             out.push(self.error_event(
                 "decrypt_failed",
                 format!(

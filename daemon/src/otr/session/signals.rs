@@ -264,7 +264,7 @@ impl Session {
     ) {
         let payload = Value::Object(obj.clone());
         if scheme::is_confirm_frame(&payload) {
-            self.on_native_confirm(&payload, now, out);
+            self.on_native_confirm(&payload, now, rng, out);
             return;
         }
         let Some((key, norm)) = self.fresh_peer_key(SignalKind::Acknowledge, obj, now, out) else {
@@ -378,7 +378,13 @@ impl Session {
 
     /// The initiator's confirm frame for our native answer (a first session, a refresh, or a new
     /// session offered beside a live one).
-    pub(super) fn on_native_confirm(&mut self, frame: &Value, now: i64, out: &mut Vec<Output>) {
+    pub(super) fn on_native_confirm(
+        &mut self,
+        frame: &Value,
+        now: i64,
+        rng: &mut (impl RngCore + CryptoRng),
+        out: &mut Vec<Output>,
+    ) {
         let Some(pending) = self.native_answer.as_ref() else {
             // A duplicate after we finished, or nothing we answered: nothing to do.
             return;
@@ -395,6 +401,10 @@ impl Session {
                 self.rejected_answer = None;
                 if self.live_native() {
                     self.replace_live(cipher, refresh, now, out);
+                    // What overtook the confirmation opens now.
+                    for message in std::mem::take(&mut self.stashed) {
+                        self.on_room_message(&message, now, rng, out);
+                    }
                     return;
                 }
                 self.mode = Some(cipher.mode());

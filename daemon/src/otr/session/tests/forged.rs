@@ -577,17 +577,25 @@ fn a_known_native_peer_in_a_legacy_session_carries_the_warning() {
         ..SessionPolicy::default()
     };
     let mut r2 = Relay::new(known, SessionPolicy::default());
-    r2.cmd(Side::A, Input::Start { scheme: SchemePreference::Legacy })
-        .expect("start");
-    r2.cmd(Side::B, Input::Accept { seq: None }).expect("accept");
+    r2.cmd(
+        Side::A,
+        Input::Start {
+            scheme: SchemePreference::Legacy,
+        },
+    )
+    .expect("start");
+    r2.cmd(Side::B, Input::Accept { seq: None })
+        .expect("accept");
     assert_eq!(r2.a.state(), SessionState::Established);
     assert_eq!(r2.a.info().warning.as_deref(), Some(LEGACY_WARNING));
-    let warned = events(&r2.log_a).into_iter().any(|e| {
-        matches!(e, EventKind::State { warning: Some(w), .. } if w == LEGACY_WARNING)
-    });
+    let warned = events(&r2.log_a)
+        .into_iter()
+        .any(|e| matches!(e, EventKind::State { warning: Some(w), .. } if w == LEGACY_WARNING));
     assert!(warned, "the state event says so too");
-    r.cmd(Side::A, Input::End { notify_peer: true }).expect("end");
-    r2.cmd(Side::A, Input::End { notify_peer: true }).expect("end");
+    r.cmd(Side::A, Input::End { notify_peer: true })
+        .expect("end");
+    r2.cmd(Side::A, Input::End { notify_peer: true })
+        .expect("end");
     assert_eq!(r2.a.info().warning, None);
 }
 
@@ -610,14 +618,33 @@ fn a_stock_offer_cannot_talk_a_native_handshake_down() {
     bob_policy.auto_accept = true;
     let mut r = Relay::new(native_policy(), bob_policy);
     r.connected = false;
-    r.cmd(Side::A, Input::Start { scheme: SchemePreference::Auto }).expect("start");
+    r.cmd(
+        Side::A,
+        Input::Start {
+            scheme: SchemePreference::Auto,
+        },
+    )
+    .expect("start");
     let hs = signals(&r.log_a)[0].1.clone();
     r.connected = true;
-    r.direct(Side::B, Input::Signal { kind: SignalKind::Handshake, payload: hs }).expect("in");
+    r.direct(
+        Side::B,
+        Input::Signal {
+            kind: SignalKind::Handshake,
+            payload: hs,
+        },
+    )
+    .expect("in");
     assert!(r.b.native_answer.is_some());
     let stock = json!({"roomId": ROOM, "userId": A_UID, "publicKey": attacker_jwk()});
     let out = r
-        .direct(Side::B, Input::Signal { kind: SignalKind::Handshake, payload: stock.clone() })
+        .direct(
+            Side::B,
+            Input::Signal {
+                kind: SignalKind::Handshake,
+                payload: stock.clone(),
+            },
+        )
         .expect("in");
     assert!(signals(&out).is_empty(), "{out:?}");
     assert_eq!(alarms_of(&out, "downgrade").len(), 1);
@@ -626,8 +653,82 @@ fn a_stock_offer_cannot_talk_a_native_handshake_down() {
     let mut stock = stock;
     stock["userId"] = json!(B_UID);
     let out = r
-        .direct(Side::A, Input::Signal { kind: SignalKind::Handshake, payload: stock })
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Handshake,
+                payload: stock,
+            },
+        )
         .expect("in");
-    assert!(signals(&out).is_empty() && count_invitations(&out) == 0, "{out:?}");
+    assert!(
+        signals(&out).is_empty() && count_invitations(&out) == 0,
+        "{out:?}"
+    );
     assert!(r.a.own.is_some());
+}
+
+#[test]
+fn messages_under_refreshed_keys_that_overtake_the_confirmation_are_not_lost() {
+    let mut r = native_pair();
+    // Alice refreshes; Bob answers; Alice completes and sends at once, but her confirmation
+    // reaches Bob only after her first message under the new keys.
+    r.connected = false;
+    r.cmd(Side::A, Input::Refresh).expect("refresh");
+    let hs = signals(&r.log_a).last().expect("handshake").1.clone();
+    r.connected = true;
+    let answered = r
+        .direct(
+            Side::B,
+            Input::Signal {
+                kind: SignalKind::Handshake,
+                payload: hs,
+            },
+        )
+        .expect("in");
+    let ack = signals(&answered)[0].1.clone();
+    let done = r
+        .direct(
+            Side::A,
+            Input::Signal {
+                kind: SignalKind::Acknowledge,
+                payload: ack,
+            },
+        )
+        .expect("in");
+    let confirm = signals(&done)[0].1.clone();
+    let sent = r
+        .direct(
+            Side::A,
+            Input::Send {
+                text: "right after".into(),
+            },
+        )
+        .expect("send");
+    let (id, msg) = sent
+        .iter()
+        .find_map(|o| match o {
+            Output::SendMessage { id, msg } => Some((id.clone(), msg.clone())),
+            _ => None,
+        })
+        .expect("sent");
+    let early = r.server_message(Side::A, &id, &msg);
+    let out = r
+        .direct(Side::B, Input::RoomMessage { message: early })
+        .expect("in");
+    assert!(error_codes(&out).is_empty(), "held, not reported: {out:?}");
+    let out = r
+        .direct(
+            Side::B,
+            Input::Signal {
+                kind: SignalKind::Acknowledge,
+                payload: confirm,
+            },
+        )
+        .expect("in");
+    assert_eq!(received_texts(&out), vec!["right after".to_owned()]);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::SendAck { .. })),
+        "and acknowledged"
+    );
 }
