@@ -31,7 +31,9 @@ async fn two_engines_chat_over_the_legacy_scheme_and_the_server_sees_no_plaintex
         |k| matches!(k, EventKind::Invitation { peer, .. } if peer == "me"),
     )
     .await;
-    echo.accept(PeerRef::Username("me".into()), None).await.unwrap();
+    echo.accept(PeerRef::Username("me".into()), None)
+        .await
+        .unwrap();
     wait_event(&mut me_ev, |k| {
         matches!(
             k,

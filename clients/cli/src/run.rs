@@ -128,11 +128,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 invitation_seq: seq.unwrap_or(0),
                 ..peer_request(&user)
             };
-            let s = client
-                .accept_session(request)
-                .await?
-                .into_inner()
-                .session;
+            let s = client.accept_session(request).await?.into_inner().session;
             print_session(&mut out, s, render::session_text)
         }
         Command::Decline { user } => {

@@ -171,9 +171,8 @@ async fn refresh_keeps_the_session_and_lock_all_ends_it() -> anyhow::Result<()> 
     // says so when the new keys are confirmed.
     worker.request(Request::Refresh("echo".into()));
     pump(&mut m, &mut updates, "keys refreshed", |m| {
-        m.peer("echo").is_some_and(|p| {
-            p.state == SessionState::Established && p.detail == "keys refreshed"
-        })
+        m.peer("echo")
+            .is_some_and(|p| p.state == SessionState::Established && p.detail == "keys refreshed")
     })
     .await?;
     worker.request(Request::Send {

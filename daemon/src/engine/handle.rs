@@ -27,7 +27,11 @@ pub enum Command {
     },
     /// AcceptSession.
     /// The peer, and the invitation event's seq the user saw (`None`: whatever is pending).
-    Accept(PeerRef, Option<u64>, oneshot::Sender<Result<SessionInfo, EngineError>>),
+    Accept(
+        PeerRef,
+        Option<u64>,
+        oneshot::Sender<Result<SessionInfo, EngineError>>,
+    ),
     /// DeclineSession.
     Decline(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
     /// RefreshSession.

@@ -83,7 +83,10 @@ async fn every_rpc_answers_with_a_code_a_client_can_act_on() {
         c.start_session(start).await,
         &[Code::Unavailable],
     );
-    let peer = || pb::PeerRequest { peer: bob(), invitation_seq: 0 };
+    let peer = || pb::PeerRequest {
+        peer: bob(),
+        invitation_seq: 0,
+    };
     refused("AcceptSession", c.accept_session(peer()).await, NO_SESSION);
     refused(
         "DeclineSession",
@@ -136,7 +139,10 @@ async fn requests_without_a_peer_are_invalid_arguments() {
     let server = ApiServer::start(real_engine()).await;
     let mut c = server.client().await;
     let no_peer = c
-        .accept_session(pb::PeerRequest { peer: None, invitation_seq: 0 })
+        .accept_session(pb::PeerRequest {
+            peer: None,
+            invitation_seq: 0,
+        })
         .await
         .expect_err("no peer");
     assert_eq!(no_peer.code(), Code::InvalidArgument);

@@ -165,7 +165,8 @@ impl ViewModel {
             Kind::Invitation(inv) => {
                 let mode = inv.mode();
                 // A new session offered beside a live one leaves the live one usable.
-                let live = self.peer_mut(&inv.peer, &inv.room_id).state == SessionState::Established;
+                let live =
+                    self.peer_mut(&inv.peer, &inv.room_id).state == SessionState::Established;
                 if !live {
                     self.set_state(
                         &inv.peer,
