@@ -6,7 +6,7 @@
 //!   answers what to show (peers, chat lines, the privacy of a conversation, dialogs). No I/O.
 //! - [`worker`] — the gRPC task on a tokio runtime: connects to the daemon's socket (and
 //!   reconnects), runs the RPCs the window asks for, and streams `WatchEvents`; everything it
-//!   learns goes to the view model as an [`worker::Update`].
+//!   learns goes to the view model as an [`model::Update`].
 //! - [`ui`] — egui rendering: draws the view model and turns clicks into [`worker::Request`]s.
 //!   It never waits on the daemon.
 //!

@@ -1,7 +1,7 @@
 //! Conversions between the daemon's domain types and the generated `otrd.v1` types, in both
 //! directions. The only place that knows both vocabularies.
 //!
-//! Message text stays in a [`SecretString`](crate::secure::SecretString) until [`event`] copies it
+//! Message text stays in a [`SecretString`] until [`event`] copies it
 //! into the outgoing protobuf, the last moment before encoding; requests' text goes straight into
 //! a `SecretString` in [`send_text`].
 

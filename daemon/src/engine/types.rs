@@ -1,7 +1,7 @@
 //! The daemon's domain vocabulary, shared by the engine, the session logic and the API layer.
 //!
 //! These are not the generated gRPC types: `api` converts at the edge, so message text stays in
-//! [`SecretString`] until the last moment and no key material can ever reach a generated type.
+//! [`SecretString`](crate::secure::SecretString) until the last moment and no key material can ever reach a generated type.
 
 use crate::secure::LockedText;
 use std::fmt;

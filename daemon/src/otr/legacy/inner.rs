@@ -4,7 +4,7 @@
 //! output of the stock client). Ack payload: `{"text":<token acknowledged>,"ack":<new token>}`.
 //! Unknown members are ignored on input, as stock clients do, leaving room for otrd extensions.
 //!
-//! Output is written by [`super::json`] straight into one exactly sized zeroizing buffer (the same
+//! Output is written by `super::json` straight into one exactly sized zeroizing buffer (the same
 //! bytes `serde_json` and `JSON.stringify` produce); input is parsed with `serde_json`, which takes
 //! any member order, whitespace and escapes a peer may send.
 

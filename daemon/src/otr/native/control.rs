@@ -6,7 +6,7 @@
 //! the refusal of one — therefore carries a proof that only the two ends can make: a top-level
 //! [`AUTH_MEMBER`] holding `base64(HMAC-SHA256(end key, "otrd v1 control" ‖ lp(kind) ‖ lp(room) ‖
 //! lp(sender uid) ‖ lp(canon(payload − proof))))`. The end key is the session's
-//! ([`NativeSession::session_mac`]); the sender uid keeps our own proof from being reflected back
+//! (`NativeSession::session_mac`); the sender uid keeps our own proof from being reflected back
 //! to us, the kind keeps a refresh's proof from passing as a refusal's, and the canonical payload
 //! binds every member — the new handshake's keys included. (`end` keeps its older proof format,
 //! `ratchet::NativeSession::end_token`.)

@@ -56,7 +56,7 @@
 //! version byte and header ‖ a caller context ([`message_context`]: room id, sender uid, receiver
 //! uid), so a frame moved to another room or relayed by a third user fails.
 //!
-//! **Wire frame** ([`frame`]): `0x02 ‖ sender tag (4) ‖ receiver tag (4) ‖ ratchet pub (32) ‖
+//! **Wire frame** (`frame`): `0x02 ‖ sender tag (4) ‖ receiver tag (4) ‖ ratchet pub (32) ‖
 //! PN (4) ‖ N (4) ‖ AES-GCM ciphertext+tag`, integers big-endian; the caller wraps the bytes in
 //! the EJSON `{"$binary": …}` string. Replays fail (a used message key is deleted), reflections
 //! fail (the receiver tag must be ours and chains are per direction), out-of-order frames within

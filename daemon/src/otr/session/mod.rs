@@ -10,7 +10,7 @@
 //! session is unchanged and nothing must be sent — this is how "fail closed" looks (a `Send` while
 //! not established returns [`SessionError::NotEstablished`] and no [`Output::SendMessage`]).
 //! Inputs from the network never return `Err`: problems there become [`Output::Event`]s carrying
-//! [`EventKind::Error`](crate::engine::EventKind::Error) with a machine-readable `code`
+//! [`EventKind::Error`] with a machine-readable `code`
 //! (`forged_event`, `replayed_message`, `decrypt_failed`, `send_failed`, ...). On a successful
 //! `Send`, the outputs hold exactly one [`Output::SendMessage`] (its `id` is the message id) and an
 //! outgoing message event with the timestamp; [`sent_message`] picks both out.
