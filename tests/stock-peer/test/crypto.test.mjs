@@ -1,14 +1,12 @@
-// Reproduces every vector of shared/vectors/rocketchat-otr-v1.json and PROTOCOL.md 1.6 with the
-// stock peer's crypto module: decrypt their ciphertexts, re-encrypt with their IVs to their exact
-// bytes, and derive the same session key from the private keys on both sides.
-//
-// The vectors live in `<repo>/../shared/vectors/` (beside the repo root in a fresh clone). A
-// worktree elsewhere can point at the shared directory with OTRD_SHARED_DIR.
+// Reproduces every vector of tests/vectors/rocketchat-otr-v1.json and docs/PROTOCOL.md §1.6 with
+// the stock peer's crypto module: decrypt their ciphertexts, re-encrypt with their IVs to their
+// exact bytes, and derive the same session key from the private keys on both sides. And checks
+// that tests/vectors/generate.mjs, run again on its fixed inputs, gives the committed file.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EJSON from 'ejson';
 
@@ -31,23 +29,12 @@ import {
   sessionKeyBytes,
   toHex,
 } from '../otr-crypto.mjs';
+import { generate, INPUTS } from '../../vectors/generate.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = resolve(here, '..', '..', '..');
-
-function sharedDir() {
-  const beside = join(repoRoot, '..', 'shared');
-  if (existsSync(join(beside, 'vectors'))) {
-    return beside;
-  }
-  if (process.env.OTRD_SHARED_DIR) {
-    return process.env.OTRD_SHARED_DIR;
-  }
-  throw new Error(`no shared/ beside the repo root (${beside}); set OTRD_SHARED_DIR`);
-}
-
-const vectorFile = join(sharedDir(), 'vectors', 'rocketchat-otr-v1.json');
-const vectors = JSON.parse(readFileSync(vectorFile, 'utf8'));
+const vectorFile = resolve(here, '..', '..', 'vectors', 'rocketchat-otr-v1.json');
+const vectorText = readFileSync(vectorFile, 'utf8');
+const vectors = JSON.parse(vectorText);
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -57,7 +44,13 @@ function b64urlFromHex(hex) {
 }
 
 test('the vectors file has cases', () => {
-  assert.ok(Array.isArray(vectors.cases) && vectors.cases.length >= 3);
+  assert.ok(Array.isArray(vectors.cases) && vectors.cases.length >= 4);
+  assert.equal(vectors.cases.at(-1).name, 'protocol-1.6');
+});
+
+test('regenerating the vectors from their fixed inputs gives the committed file byte for byte', async () => {
+  const inputs = JSON.parse(readFileSync(INPUTS, 'utf8'));
+  assert.equal(await generate(inputs), vectorText);
 });
 
 vectors.cases.forEach((c, i) => {
@@ -108,7 +101,7 @@ vectors.cases.forEach((c, i) => {
   });
 });
 
-// PROTOCOL.md 1.6: private keys given as hex scalars, public keys in browser member order.
+// docs/PROTOCOL.md §1.6: private keys given as hex scalars, public keys in browser member order.
 const p16 = {
   dA: '10e484ac2ea48f214714540eedad121acfadc1347a7730e12111724663c94554',
   dB: '865dd9c8a37befa5cf3ab56b116aba36aa6d010e1530e5a9f250b0ce0fab6fc7',

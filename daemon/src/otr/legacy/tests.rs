@@ -1,5 +1,6 @@
-//! The legacy scheme against the Node WebCrypto vectors (`vectors/rocketchat-otr-v1.json`) and the
-//! PROTOCOL.md §1.6 vector, plus the validation rules.
+//! The legacy scheme against the Node WebCrypto vectors (`tests/vectors/rocketchat-otr-v1.json`,
+//! made by `tests/vectors/generate.mjs`) and the docs/PROTOCOL.md §1.6 vector, plus the validation
+//! rules.
 
 use super::*;
 use crate::secure::{LockedKey, SecretBytes, SecretString};
@@ -25,16 +26,13 @@ fn iv(s: &str) -> [u8; 12] {
     hex(s).try_into().expect("12-byte iv")
 }
 
-/// `<repo>/../shared/vectors/…`; a git worktree sits deeper, so the ancestors are searched too.
+/// `tests/vectors/rocketchat-otr-v1.json` in this repository (`tests/vectors/generate.mjs` writes
+/// it from fixed inputs with Node's WebCrypto).
 fn vectors() -> Value {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = manifest
-        .ancestors()
-        .skip(2)
-        .map(|dir| dir.join("shared/vectors/rocketchat-otr-v1.json"))
-        .find(|p| p.is_file())
-        .expect("shared/vectors/rocketchat-otr-v1.json beside the repo root");
-    let text = std::fs::read_to_string(path).expect("vectors file readable");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors/rocketchat-otr-v1.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} readable: {e}", path.display()));
     serde_json::from_str(&text).expect("vectors JSON")
 }
 
@@ -53,7 +51,9 @@ fn s<'a>(case: &'a Value, k: &str) -> &'a str {
 fn every_vector_case_derives_decrypts_and_encrypts_exactly() {
     let v = vectors();
     let cases = v["cases"].as_array().expect("cases");
-    assert_eq!(cases.len(), 3, "the vectors file has three cases");
+    // Three drawn at random once, and the docs/PROTOCOL.md §1.6 example.
+    assert_eq!(cases.len(), 4, "the vectors file has four cases");
+    assert_eq!(cases[3]["name"], "protocol-1.6");
     for (i, case) in cases.iter().enumerate() {
         let alice = pair_from_jwk(&case["alice_private_jwk"]);
         let bob = pair_from_jwk(&case["bob_private_jwk"]);
