@@ -11,7 +11,8 @@ struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/otrd/config.toml].
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// Socket to serve on [default: $OTRD_SOCKET, else $XDG_RUNTIME_DIR/otrd/otrd.sock].
+    /// Socket to serve on [default: $OTRD_SOCKET, else $XDG_RUNTIME_DIR/otrd/otrd.sock, else
+    /// $TMPDIR/otrd-<uid>/otrd.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Run against an embedded simulated Rocket.Chat server with a contact that answers.

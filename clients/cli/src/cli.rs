@@ -11,7 +11,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "otrctl", version, propagate_version = true)]
 pub struct Cli {
-    /// The daemon's socket [default: $XDG_RUNTIME_DIR/otrd/otrd.sock].
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/otrd/otrd.sock, else
+    /// $TMPDIR/otrd-<uid>/otrd.sock].
     #[arg(long, global = true, value_name = "PATH", env = "OTRD_SOCKET")]
     pub socket: Option<PathBuf>,
     /// Print one JSON object per line instead of text for people.

@@ -151,6 +151,7 @@ pub fn session(s: &domain::SessionInfo) -> pb::Session {
         pending_messages: s.pending_messages,
         invitation_seq: s.invitation_seq.unwrap_or(0),
         warning: s.warning.clone().unwrap_or_default(),
+        seq: s.seq,
     }
 }
 
@@ -163,6 +164,7 @@ pub fn room(r: &domain::RoomInfo) -> pb::Room {
         presence: presence(r.presence).into(),
         state: session_state(r.state).into(),
         mode: mode(r.mode).into(),
+        seq: r.seq,
     }
 }
 
@@ -379,6 +381,37 @@ mod tests {
             scheme(42).expect_err("bad").code(),
             tonic::Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn snapshots_carry_the_seq_they_were_taken_at() {
+        let info = domain::SessionInfo {
+            room_id: "r".into(),
+            peer: "bob".into(),
+            peer_user_id: "u".into(),
+            state: domain::SessionState::Established,
+            mode: Some(domain::Mode::Native),
+            transport: None,
+            trust: domain::Trust::Unverified,
+            initiator: true,
+            since_ms: 1,
+            detail: String::new(),
+            pending_messages: 0,
+            invitation_seq: None,
+            warning: None,
+            seq: 41,
+        };
+        assert_eq!(session(&info).seq, 41);
+        let room_info = domain::RoomInfo {
+            room_id: "r".into(),
+            peer: "bob".into(),
+            peer_user_id: "u".into(),
+            presence: domain::Presence::Online,
+            state: domain::SessionState::Established,
+            mode: Some(domain::Mode::Native),
+            seq: 42,
+        };
+        assert_eq!(room(&room_info).seq, 42);
     }
 
     #[test]

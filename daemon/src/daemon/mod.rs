@@ -90,8 +90,8 @@ pub async fn run_until(opts: Options, shutdown: impl Future<Output = ()>) -> any
     crate::secure::check_kernel_source().map_err(|e| {
         anyhow::anyhow!("the kernel's random source (getrandom) failed: {e}; no keys can be made")
     })?;
-    // Bound before the engine starts: it fails fast when another otrd serves, and no other task
-    // creates files while the umask is narrowed for the bind.
+    // Bound before the engine starts, so it fails fast when another otrd serves (the socket is
+    // bound in its 0700 directory, then set to 0600: see api::socket).
     let (engine_config, demo, socket) = if opts.demo {
         let socket = ServerSocket::open(opts.socket.as_deref())?;
         let demo = start_demo().await?;

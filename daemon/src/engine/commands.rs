@@ -87,6 +87,7 @@ impl Engine {
                     presence: r.presence,
                     state: s.map_or(SessionState::NotStarted, Session::state),
                     mode: s.and_then(Session::mode),
+                    seq: self.log.last_seq(),
                 }
             })
             .collect())

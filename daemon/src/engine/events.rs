@@ -54,6 +54,12 @@ impl EventLog {
         self.seq
     }
 
+    /// The last sequence number handed out (0 before the first event): what a snapshot taken now
+    /// already reflects.
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Scrollback of every room (oldest first within a room, flagged `replay`) and a live receiver,
     /// taken together so that nothing falls between them.
     pub fn attach(&self, include_scrollback: bool) -> (Vec<Event>, broadcast::Receiver<Event>) {
@@ -136,6 +142,16 @@ mod tests {
         log.wipe("r1");
         assert_eq!(log.scrollback_len("r1"), 0);
         assert!(log.attach(true).0.is_empty());
+    }
+
+    #[test]
+    fn last_seq_is_the_newest_event_a_snapshot_reflects() {
+        let mut log = EventLog::new(10);
+        assert_eq!(log.last_seq(), 0, "nothing emitted yet");
+        let first = log.emit(msg("r", "x"));
+        assert_eq!(log.last_seq(), first);
+        let second = log.emit(msg("r", "y"));
+        assert_eq!((first, second, log.last_seq()), (1, 2, 2));
     }
 
     #[test]

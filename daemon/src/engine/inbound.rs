@@ -463,6 +463,7 @@ impl Engine {
         if let Some(trust) = self.trust_for(room_id) {
             info.trust = trust;
         }
+        info.seq = self.log.last_seq();
         Some(info)
     }
 

@@ -258,6 +258,9 @@ pub struct SessionInfo {
     /// Set when both ends run otrd but the session is legacy: "legacy — the server could read
     /// this" (see `otr::session::LEGACY_WARNING`).
     pub warning: Option<String>,
+    /// The event log's last sequence number when the snapshot was taken (0 until the engine
+    /// stamps it): events up to it are reflected here, later ones are newer.
+    pub seq: u64,
 }
 
 /// A 1:1 direct-message room.
@@ -275,6 +278,8 @@ pub struct RoomInfo {
     pub state: SessionState,
     /// Scheme of the room's session, if any.
     pub mode: Option<Mode>,
+    /// The event log's last sequence number when the snapshot was taken.
+    pub seq: u64,
 }
 
 /// Locked-memory state for GetStatus.

@@ -2,7 +2,7 @@
 //! locked memory; process hardening.
 //!
 //! Rule of the house: a secret is never a bare `String` or `Vec<u8>`. Library key types
-//! (`x25519-dalek`, `aes-gcm`, AWS-LC's P-256 and AES-GCM objects) are built from a [`LockedKey`]
+//! (`x25519-dalek`'s, and AWS-LC's P-256 and AES-GCM objects) are built from a [`LockedKey`]
 //! for one operation and dropped (they zeroize themselves; AWS-LC wipes its allocations when it
 //! frees them), so key bytes at rest live only in locked memory.
 //!

@@ -108,23 +108,41 @@ impl ViewModel {
         peer
     }
 
+    /// Whether a snapshot taken at event `seq` is older than the state already shown for `peer`
+    /// (a state event with a greater `seq` was applied). `seq` 0 (a daemon that does not say)
+    /// is never judged stale.
+    fn stale(&self, peer: &str, seq: u64) -> bool {
+        seq != 0 && self.peers.get(peer).is_some_and(|p| seq < p.state_seq)
+    }
+
     fn merge_room(&mut self, room: Room) {
         let (presence, state, mode) = (room.presence(), room.state(), room.mode());
+        let stale = self.stale(&room.peer, room.seq);
         let known = self.peers.get(&room.peer).map(|p| p.state);
-        if known != Some(state) {
+        if !stale && known != Some(state) {
             self.set_state(&room.peer, &room.room_id, state, String::new());
         }
         let peer = self.peer_mut(&room.peer, &room.room_id);
+        // Presence is not an event: the latest answer is the best there is.
         peer.presence = presence;
+        if stale {
+            return;
+        }
+        peer.state_seq = peer.state_seq.max(room.seq);
         if mode != otrd_proto::v1::Mode::Unspecified {
             peer.mode = mode;
         }
     }
 
     fn merge_session(&mut self, s: Session) {
+        if self.stale(&s.peer, s.seq) {
+            // An answer (StartSession, AcceptSession, …) that raced with newer state events.
+            return;
+        }
         let (state, mode, trust) = (s.state(), s.mode(), s.trust());
         self.set_state(&s.peer, &s.room_id, state, s.detail);
         let peer = self.peer_mut(&s.peer, &s.room_id);
+        peer.state_seq = peer.state_seq.max(s.seq);
         peer.mode = mode;
         peer.trust = trust;
         peer.warning = s.warning;
@@ -174,6 +192,7 @@ impl ViewModel {
                         SessionState::Requested,
                         String::new(),
                     );
+                    self.peer_mut(&inv.peer, &inv.room_id).state_seq = event.seq;
                 }
                 self.invites.insert(
                     inv.peer.clone(),
@@ -190,6 +209,7 @@ impl ViewModel {
                 let (state, mode, trust) = (st.state(), st.mode(), st.trust());
                 self.set_state(&st.peer, &st.room_id, state, st.detail);
                 let peer = self.peer_mut(&st.peer, &st.room_id);
+                peer.state_seq = peer.state_seq.max(event.seq);
                 peer.warning = st.warning;
                 if mode != otrd_proto::v1::Mode::Unspecified {
                     peer.mode = mode;

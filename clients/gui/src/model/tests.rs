@@ -23,6 +23,7 @@ fn room(peer: &str, state: SessionState) -> Room {
         presence: Presence::Online.into(),
         state: state.into(),
         mode: Mode::Unspecified.into(),
+        seq: 0,
     }
 }
 
@@ -333,4 +334,81 @@ fn fingerprint_failure_opens_the_dialog_with_the_reason() {
         v.and_then(|v| v.unavailable),
         Some("no native scheme".to_owned())
     );
+}
+
+fn at(seq: u64, update: Update) -> Update {
+    match update {
+        Update::Event(mut e) => {
+            e.seq = seq;
+            Update::Event(e)
+        }
+        other => other,
+    }
+}
+
+fn session(peer: &str, s: SessionState, seq: u64) -> Update {
+    Update::Session(Session {
+        room_id: format!("r-{peer}"),
+        peer: peer.into(),
+        state: s.into(),
+        mode: Mode::Native.into(),
+        trust: Trust::Unverified.into(),
+        seq,
+        ..Session::default()
+    })
+}
+
+#[test]
+fn an_older_snapshot_after_a_newer_state_event_keeps_the_newer_state() {
+    let mut m = ViewModel::new();
+    m.apply(connected(vec![room("bob", SessionState::NotStarted)]));
+    // StartSession's answer was taken at seq 4 (establishing); the events for the peer's answer
+    // (established, seq 5) reached the window first.
+    m.apply(at(
+        5,
+        state("bob", SessionState::Established, Trust::Unverified),
+    ));
+    m.apply(session("bob", SessionState::Establishing, 4));
+    assert_eq!(
+        m.peer("bob").map(|p| p.state),
+        Some(SessionState::Established)
+    );
+    // A ListRooms answer from before the event is stale too.
+    let mut old_room = room("bob", SessionState::Establishing);
+    old_room.seq = 3;
+    old_room.presence = Presence::Away.into();
+    m.apply(Update::Rooms(vec![old_room]));
+    let bob = m.peer("bob").expect("bob");
+    assert_eq!(bob.state, SessionState::Established);
+    assert_eq!(
+        bob.presence,
+        Presence::Away,
+        "presence is not an event: taken as is"
+    );
+
+    // A snapshot as new as the event (or newer) is applied.
+    m.apply(session("bob", SessionState::Ended, 6));
+    assert_eq!(m.peer("bob").map(|p| p.state), Some(SessionState::Ended));
+    // And a later event wins over it in turn; an older one does not matter to snapshots.
+    m.apply(at(
+        7,
+        state("bob", SessionState::Establishing, Trust::Unverified),
+    ));
+    m.apply(session("bob", SessionState::Ended, 6));
+    assert_eq!(
+        m.peer("bob").map(|p| p.state),
+        Some(SessionState::Establishing)
+    );
+}
+
+#[test]
+fn a_snapshot_without_seq_is_applied_as_before() {
+    let mut m = ViewModel::new();
+    m.apply(connected(vec![room("bob", SessionState::NotStarted)]));
+    m.apply(at(
+        5,
+        state("bob", SessionState::Established, Trust::Unverified),
+    ));
+    m.apply(session("bob", SessionState::Ended, 0));
+    assert_eq!(m.peer("bob").map(|p| p.state), Some(SessionState::Ended));
 }

@@ -76,6 +76,9 @@ pub struct PeerView {
     pub alarm: Option<String>,
     /// Messages in this conversation not yet seen (not selected when they came).
     pub unread: usize,
+    /// The event `seq` the shown state is as new as: the last state or invitation event applied,
+    /// or the `seq` of the snapshot it came from. A snapshot older than this is stale.
+    pub state_seq: u64,
 }
 
 impl PeerView {
@@ -92,6 +95,7 @@ impl PeerView {
             warning: String::new(),
             alarm: None,
             unread: 0,
+            state_seq: 0,
         }
     }
 

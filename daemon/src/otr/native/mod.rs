@@ -71,8 +71,8 @@
 //! domain-separation strings, and only the message AEAD changed in version 2.
 //!
 //! **Secrets at rest** are [`crate::secure::LockedKey`]s (identity and ephemeral private keys,
-//! root key, chain keys, ratchet private key, skipped keys); `x25519-dalek` and `aes-gcm` values
-//! are built per operation and dropped. No type here has a `Debug` that prints key bytes.
+//! root key, chain keys, ratchet private key, skipped keys); `x25519-dalek` values and AWS-LC's
+//! AES-256-GCM keys (`aws-lc-rs`) are built per operation and dropped. No type here has a `Debug` that prints key bytes.
 
 pub mod control;
 mod frame;

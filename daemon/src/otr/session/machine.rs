@@ -226,6 +226,8 @@ impl Session {
             pending_messages: u32::try_from(self.pending.len()).unwrap_or(u32::MAX),
             invitation_seq: self.invitation.as_ref().and_then(|i| i.seq),
             warning: self.warning(),
+            // Stamped by the engine, which owns the event log (engine::inbound::session_info).
+            seq: 0,
         }
     }
 
