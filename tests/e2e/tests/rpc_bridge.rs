@@ -420,6 +420,7 @@ fn slow_start_engine() -> (EngineHandle, mpsc::UnboundedReceiver<oneshot::Sender
                             pending_messages: 0,
                             invitation_seq: None,
                             warning: None,
+                            seq: 0,
                         }));
                     });
                 }
