@@ -206,8 +206,42 @@ async fn two_engines_negotiate_native_and_agree_on_fingerprints_and_sas() {
         matches!(wrong, engine::EngineError::FailedPrecondition(_)),
         "{wrong:?}"
     );
-    let trusted = me
+    // An empty fingerprint never verifies (issue 16): the user must say what they compared.
+    let empty = me
         .trust(PeerRef::Username("echo".into()), String::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(empty, engine::EngineError::InvalidArgument(_)),
+        "{empty:?}"
+    );
+    // Accepting is not verifying; a wrong SAS verifies nothing; the compared one does.
+    let accepted = me
+        .accept_key(PeerRef::Username("echo".into()), String::new())
+        .await
+        .unwrap();
+    assert_eq!(accepted.trust, Some(engine::Trust::Unverified));
+    let bad_sas = me
+        .confirm_sas(
+            PeerRef::Username("echo".into()),
+            "0000 0000 0000 0000 0000".into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad_sas, engine::EngineError::FailedPrecondition(_)),
+        "{bad_sas:?}"
+    );
+    let by_sas = me
+        .confirm_sas(PeerRef::Username("echo".into()), mine.sas.clone())
+        .await
+        .unwrap();
+    assert_eq!(by_sas.trust, Some(engine::Trust::Verified));
+    let trusted = me
+        .trust(
+            PeerRef::Username("echo".into()),
+            mine.peer_fingerprint.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(trusted.trust, Some(engine::Trust::Verified));

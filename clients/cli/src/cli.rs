@@ -92,11 +92,25 @@ pub enum Command {
         /// The peer.
         user: Option<String>,
     },
-    /// Mark USER's identity as verified (optionally only if it is FINGERPRINT).
+    /// Verify USER's identity key: give the FINGERPRINT you compared with USER over another
+    /// channel, or the SAS you both read (--sas, all five groups). Without either, nothing is
+    /// verified; `accept-key` lets a new key in without verifying it.
     Trust {
         /// The peer.
         user: String,
-        /// The fingerprint you compared over another channel.
+        /// The fingerprint you compared over another channel (`otrctl fingerprint USER`).
+        fingerprint: Option<String>,
+        /// The short authentication string of the live session, all five groups, after you
+        /// compared it with USER (e.g. by phone).
+        #[arg(long, value_name = "SAS", conflicts_with = "fingerprint")]
+        sas: Option<String>,
+    },
+    /// Accept USER's new identity key without verifying it: a session held for it may send
+    /// again, and trust stays unverified (compare and `trust` later to verify).
+    AcceptKey {
+        /// The peer.
+        user: String,
+        /// Accept only this fingerprint (refused if the session has another key).
         fingerprint: Option<String>,
     },
     /// Bridge JSON lines on stdin/stdout to the API, for editors and scripts.

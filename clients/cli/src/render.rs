@@ -38,6 +38,7 @@ pub fn status_json(s: &pb::GetStatusResponse) -> Value {
         "established_count": s.established_count,
         "legacy_exposed_count": s.legacy_exposed_count,
         "instance_tag": s.instance_tag,
+        "native_unavailable_reason": s.native_unavailable_reason,
     })
 }
 
@@ -85,6 +86,11 @@ pub fn status_text(s: &pb::GetStatusResponse) -> String {
             }
         ),
         format!("memory:      {memory}"),
+        if s.native_unavailable_reason.is_empty() {
+            "native:      available".to_owned()
+        } else {
+            format!("native:      OFF ({})", s.native_unavailable_reason)
+        },
         if s.legacy_exposed_count > 0 {
             format!(
                 "sessions:    {} ({} established; {} legacy — the server could read this)",
@@ -193,7 +199,10 @@ pub fn fingerprint_text(f: &pb::GetFingerprintResponse) -> String {
             names::trust(f.trust).unwrap_or_else(|| "unknown".into())
         ));
         if !f.sas.is_empty() {
-            lines.push(format!("short authentication string: {}", f.sas));
+            lines.push(format!(
+                "short authentication string: {} (compare all five groups with {})",
+                f.sas, f.peer
+            ));
         }
         if !f.previous_fingerprint.is_empty() {
             lines.push(format!(

@@ -214,14 +214,43 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 render::fingerprint_text(&f)
             })
         }
-        Command::Trust { user, fingerprint } => {
-            let req = pb::TrustPeerRequest {
+        Command::Trust {
+            user,
+            fingerprint,
+            sas,
+        } => {
+            let f = match sas {
+                Some(sas) => {
+                    let req = pb::ConfirmSasRequest {
+                        peer: Some(peer_ref(&user)),
+                        sas,
+                    };
+                    client.confirm_sas(req).await?.into_inner()
+                }
+                None => {
+                    let req = pb::TrustPeerRequest {
+                        peer: Some(peer_ref(&user)),
+                        fingerprint: fingerprint.unwrap_or_default(),
+                    };
+                    client.trust_peer(req).await?.into_inner()
+                }
+            };
+            out.print(render::fingerprint_json(&f), || {
+                format!("{user} is now verified\n{}", render::fingerprint_text(&f))
+            })
+        }
+        Command::AcceptKey { user, fingerprint } => {
+            let req = pb::AcceptPeerKeyRequest {
                 peer: Some(peer_ref(&user)),
                 fingerprint: fingerprint.unwrap_or_default(),
             };
-            let f = client.trust_peer(req).await?.into_inner();
+            let f = client.accept_peer_key(req).await?.into_inner();
             out.print(render::fingerprint_json(&f), || {
-                format!("{user} is now verified\n{}", render::fingerprint_text(&f))
+                format!(
+                    "{user}'s key is accepted, NOT verified: sending works again; compare \
+                     fingerprints or the SAS and run `otrctl trust {user} …` to verify\n{}",
+                    render::fingerprint_text(&f)
+                )
             })
         }
         Command::Completions { .. } | Command::Man | Command::Rpc => Ok(()),

@@ -7,9 +7,10 @@ use crate::model::{Snapshot, Update};
 use crate::socket;
 use otrd_proto::v1::otrd_client::OtrdClient;
 use otrd_proto::v1::{
-    peer_ref, EndAllSessionsRequest, GetFingerprintRequest, GetStatusRequest, ListRoomsRequest,
-    ListSessionsRequest, PeerRef, PeerRequest, SchemePreference, SendMessageRequest,
-    StartSessionRequest, TrustPeerRequest, WatchEventsRequest,
+    peer_ref, AcceptPeerKeyRequest, ConfirmSasRequest, EndAllSessionsRequest,
+    GetFingerprintRequest, GetStatusRequest, ListRoomsRequest, ListSessionsRequest, PeerRef,
+    PeerRequest, SchemePreference, SendMessageRequest, StartSessionRequest, TrustPeerRequest,
+    WatchEventsRequest,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,11 +50,25 @@ pub enum Request {
     },
     /// GetFingerprint for the verification dialog.
     Fingerprint(String),
-    /// TrustPeer with the fingerprint the dialog showed.
+    /// TrustPeer with the fingerprint the dialog showed ("the fingerprints match").
     Trust {
         /// Whom.
         peer: String,
         /// The fingerprint the user compared.
+        fingerprint: String,
+    },
+    /// ConfirmSas with the SAS the dialog showed ("all five groups match").
+    ConfirmSas {
+        /// Whom.
+        peer: String,
+        /// The SAS the user compared.
+        sas: String,
+    },
+    /// AcceptPeerKey: let the shown key in without verifying it.
+    AcceptKey {
+        /// Whom.
+        peer: String,
+        /// The fingerprint the dialog showed (the daemon refuses if the key changed since).
         fingerprint: String,
     },
     /// Reload the room list and status now.
@@ -72,7 +87,9 @@ impl Request {
             Self::EndAll => "end all sessions".to_owned(),
             Self::Send { peer, .. } => format!("send to {peer}"),
             Self::Fingerprint(p) => format!("get {p}'s fingerprint"),
-            Self::Trust { peer, .. } => format!("trust {peer}"),
+            Self::Trust { peer, .. } => format!("verify {peer}'s fingerprint"),
+            Self::ConfirmSas { peer, .. } => format!("verify {peer} by the SAS"),
+            Self::AcceptKey { peer, .. } => format!("accept {peer}'s new key"),
             Self::Reload => "reload the room list".to_owned(),
         }
     }
@@ -330,6 +347,27 @@ async fn perform(mut client: OtrdClient<Channel>, request: Request, sink: Sink) 
             } => {
                 let r = client
                     .trust_peer(TrustPeerRequest {
+                        peer: peer(&p),
+                        fingerprint,
+                    })
+                    .await?;
+                Some(Update::Fingerprint(r.into_inner()))
+            }
+            Request::ConfirmSas { peer: p, sas } => {
+                let r = client
+                    .confirm_sas(ConfirmSasRequest {
+                        peer: peer(&p),
+                        sas,
+                    })
+                    .await?;
+                Some(Update::Fingerprint(r.into_inner()))
+            }
+            Request::AcceptKey {
+                peer: p,
+                fingerprint,
+            } => {
+                let r = client
+                    .accept_peer_key(AcceptPeerKeyRequest {
                         peer: peer(&p),
                         fingerprint,
                     })

@@ -71,7 +71,21 @@ command('OtrTrust', function(args)
   if peer then
     otrd().trust(peer, args.fargs[2])
   end
-end, { nargs = '+', desc = "Mark {user}'s identity as verified [fingerprint]" })
+end, { nargs = '+', desc = "Verify {user}'s identity key with the {fingerprint} you compared" })
+
+command('OtrTrustSas', function(args)
+  local peer = need_peer(args, ':OtrTrustSas')
+  if peer then
+    otrd().trust_sas(peer, table.concat(vim.list_slice(args.fargs, 2), ' '))
+  end
+end, { nargs = '+', desc = "Verify {user}'s key: the SAS you compared, all five groups" })
+
+command('OtrAcceptKey', function(args)
+  local peer = need_peer(args, ':OtrAcceptKey')
+  if peer then
+    otrd().accept_peer_key(peer, args.fargs[2])
+  end
+end, { nargs = '+', desc = "Accept {user}'s new key without verifying it [fingerprint]" })
 
 command('OtrChat', function(args)
   otrd().open(args.fargs[1])

@@ -197,6 +197,7 @@ pub fn status(s: domain::StatusInfo) -> pb::GetStatusResponse {
         established_count: s.established_count,
         legacy_exposed_count: s.exposed_count,
         instance_tag: s.instance_tag,
+        native_unavailable_reason: s.native_unavailable_reason,
     }
 }
 

@@ -159,4 +159,35 @@ impl Otrd for OtrdService {
             .map_err(engine_status)?;
         Ok(Response::new(convert::fingerprint(info)))
     }
+
+    async fn accept_peer_key(
+        &self,
+        req: Request<pb::AcceptPeerKeyRequest>,
+    ) -> Reply<pb::GetFingerprintResponse> {
+        let req = req.into_inner();
+        let peer = convert::peer_ref(req.peer)?;
+        let info = self
+            .engine
+            .accept_key(peer, req.fingerprint.trim().to_owned())
+            .await
+            .map_err(engine_status)?;
+        Ok(Response::new(convert::fingerprint(info)))
+    }
+
+    async fn confirm_sas(
+        &self,
+        req: Request<pb::ConfirmSasRequest>,
+    ) -> Reply<pb::GetFingerprintResponse> {
+        let req = req.into_inner();
+        let peer = convert::peer_ref(req.peer)?;
+        if req.sas.len() > 256 {
+            return Err(tonic::Status::invalid_argument("that is not a SAS"));
+        }
+        let info = self
+            .engine
+            .confirm_sas(peer, req.sas)
+            .await
+            .map_err(engine_status)?;
+        Ok(Response::new(convert::fingerprint(info)))
+    }
 }

@@ -65,8 +65,8 @@ impl Engine {
                 let answer = self.fingerprint(peer.as_ref());
                 self.reply(r, answer);
             }
-            Command::Trust(peer, fingerprint, r) => {
-                let answer = self.trust_peer(&peer, &fingerprint);
+            Command::Trust(peer, decision, r) => {
+                let answer = self.decide_key(&peer, &decision);
                 self.reply(r, answer);
             }
         }
@@ -275,17 +275,19 @@ impl Engine {
 
     /// Creates the room's session (and outbox) on first use.
     pub(super) fn ensure_session(&mut self, room_id: &str) -> Result<(), EngineError> {
-        if let Some(session) = self.sessions.get_mut(room_id) {
+        if let Some(peer) = self
+            .sessions
+            .get(room_id)
+            .map(|s| s.context().peer_username.clone())
+        {
             // The session outlives its runs: a peer first seen native during this daemon's run
             // must count as known-native for the next handshake, or a downgrade goes unnoticed.
-            let peer = session.context().peer_username.clone();
-            let known = self
-                .identity
-                .trust
-                .as_ref()
-                .is_some_and(|t| t.knows_native(&peer));
-            session.set_peer_known_native(known);
-            session.set_require_native(self.cfg.config.require_native(&peer));
+            let known = self.knows_native(room_id);
+            let require_native = self.cfg.config.require_native(&peer);
+            if let Some(session) = self.sessions.get_mut(room_id) {
+                session.set_peer_known_native(known);
+                session.set_require_native(require_native);
+            }
             return Ok(());
         }
         let me = self.require_login()?;
@@ -302,11 +304,7 @@ impl Engine {
             (self.cfg.config.policy.delivery_timeout_secs as i64).saturating_mul(1000),
         );
         policy.native = self.identity.native.clone();
-        policy.peer_known_native = self
-            .identity
-            .trust
-            .as_ref()
-            .is_some_and(|t| t.knows_native(&room.peer_username));
+        policy.peer_known_native = self.knows_native(room_id);
         policy.refuse_downgrade = self.cfg.config.policy.downgrade == DowngradePolicy::Refuse;
         policy.require_native = self.cfg.config.require_native(&room.peer_username);
         if !me.server.otr_relay {

@@ -62,10 +62,10 @@ pub enum Command {
         Option<PeerRef>,
         oneshot::Sender<Result<FingerprintInfo, EngineError>>,
     ),
-    /// TrustPeer (peer, fingerprint the user verified or empty).
+    /// TrustPeer, ConfirmSas or AcceptPeerKey: the user's decision on the peer's key.
     Trust(
         PeerRef,
-        String,
+        super::identity::KeyDecision,
         oneshot::Sender<Result<FingerprintInfo, EngineError>>,
     ),
 }
@@ -216,12 +216,35 @@ impl EngineHandle {
         self.ask(|r| Command::Fingerprint(peer, r)).await?
     }
 
-    /// TrustPeer.
+    /// TrustPeer: verifies the peer's key with the fingerprint the user compared (an empty one
+    /// is refused: it never verifies).
     pub async fn trust(
         &self,
         peer: PeerRef,
         fingerprint: String,
     ) -> Result<FingerprintInfo, EngineError> {
-        self.ask(|r| Command::Trust(peer, fingerprint, r)).await?
+        let decision = super::identity::KeyDecision::VerifyFingerprint(fingerprint);
+        self.ask(|r| Command::Trust(peer, decision, r)).await?
+    }
+
+    /// ConfirmSas: verifies the peer's key because the user compared this session's SAS.
+    pub async fn confirm_sas(
+        &self,
+        peer: PeerRef,
+        sas: String,
+    ) -> Result<FingerprintInfo, EngineError> {
+        let decision = super::identity::KeyDecision::ConfirmSas(sas);
+        self.ask(|r| Command::Trust(peer, decision, r)).await?
+    }
+
+    /// AcceptPeerKey: lets the peer's key send without verifying it (optionally pinned to a
+    /// fingerprint).
+    pub async fn accept_key(
+        &self,
+        peer: PeerRef,
+        fingerprint: String,
+    ) -> Result<FingerprintInfo, EngineError> {
+        let decision = super::identity::KeyDecision::Accept(fingerprint);
+        self.ask(|r| Command::Trust(peer, decision, r)).await?
     }
 }

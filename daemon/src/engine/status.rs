@@ -111,6 +111,7 @@ impl Engine {
             established_count: self.tally.established,
             exposed_count: self.tally.exposed,
             instance_tag: self.instance_tag(),
+            native_unavailable_reason: self.native_unavailable(),
         }
     }
 

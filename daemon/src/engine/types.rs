@@ -328,6 +328,8 @@ pub struct StatusInfo {
     pub exposed_count: u32,
     /// This daemon's instance tag, hex.
     pub instance_tag: String,
+    /// Why the native scheme is off (empty when on).
+    pub native_unavailable_reason: String,
 }
 
 /// Direction of a chat message.

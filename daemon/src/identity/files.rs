@@ -2,14 +2,15 @@
 //! chmod afterwards, so there is no window with wider permissions), and atomic replacement.
 
 use rand::RngCore;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Creates `dir` (and missing parents) with mode 0700 if it does not exist.
-pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+/// Creates `dir` (and missing parents) with mode 0700 if it does not exist, then checks it as
+/// the socket directory is checked: a real directory, ours, mode 0700 (`config::paths`).
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), crate::config::paths::PathError> {
+    crate::config::paths::ensure_private_dir(dir, rustix::process::geteuid().as_raw())
 }
 
 /// Creates a new file with mode 0600, failing if it exists (`O_CREAT|O_EXCL`).

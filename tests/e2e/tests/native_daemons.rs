@@ -223,9 +223,30 @@ async fn a_new_identity_for_a_known_peer_raises_fingerprint_changed_and_holds_se
     assert!(stderr.contains("identity changed"), "{stderr}");
     assert!(!sim.audit().contains("held until verified"));
 
-    // The user compares and accepts the new identity: sending works again.
-    alice.ctl(&["trust", "bob"])?;
+    // The command the alarm used to suggest verifies nothing now (issue 16): no fingerprint, no
+    // SAS, nothing compared. The key stays held.
+    let (code, stderr) = alice.ctl_fails(&["trust", "bob"])?;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("compared"), "{stderr}");
+    assert_eq!(alice.ctl(&["fingerprint", "bob"])?["trust"], "changed");
+    let (_, stderr) = alice.ctl_fails(&["send", "bob", "still held"])?;
+    assert!(stderr.contains("identity changed"), "{stderr}");
+    // A fingerprint that is not the session's key verifies nothing either.
+    let wrong = first["peer_fingerprint"].as_str().unwrap_or_default();
+    alice.ctl_fails(&["trust", "bob", wrong])?;
+    assert_eq!(alice.ctl(&["fingerprint", "bob"])?["trust"], "changed");
+
+    // Accepting the new key lets it send, unverified — like accepting a changed safety number.
+    let accepted = alice.ctl(&["accept-key", "bob"])?;
+    assert_eq!(accepted["trust"], "unverified", "{accepted}");
+    exchange(&mut alice, &mut bob, "accepted, not verified").await?;
+
+    // The fingerprint compared over another channel verifies it.
+    let fp = now["peer_fingerprint"].as_str().unwrap_or_default();
+    let verified = alice.ctl(&["trust", "bob", fp])?;
+    assert_eq!(verified["trust"], "verified", "{verified}");
     exchange(&mut alice, &mut bob, "verified again").await?;
+    assert!(!sim.audit().contains("still held"));
     Ok(())
 }
 

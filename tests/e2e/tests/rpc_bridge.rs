@@ -258,7 +258,16 @@ async fn every_rpc_through_a_real_daemon() {
     );
     let theirs = b.call(8, "GetFingerprint", echo()).await;
     assert_eq!(theirs["peer"], "echo", "{theirs}");
-    let trusted = b.call(9, "TrustPeer", echo()).await;
+    // Verifying needs what the user compared: the fingerprint (an empty one is refused).
+    assert_eq!(
+        b.call_err(90, "TrustPeer", echo()).await,
+        "INVALID_ARGUMENT"
+    );
+    let accepted = b.call(91, "AcceptPeerKey", echo()).await;
+    assert_eq!(accepted["trust"], "TRUST_UNVERIFIED", "{accepted}");
+    let mut compared = echo();
+    compared["fingerprint"] = theirs["peerFingerprint"].clone();
+    let trusted = b.call(9, "TrustPeer", compared).await;
     assert_eq!(trusted["trust"], "TRUST_VERIFIED", "{trusted}");
 
     // No invitation is pending from echo: the daemon refuses, and the code comes through.

@@ -284,6 +284,8 @@ mod tests {
             "WatchEvents",
             "GetFingerprint",
             "TrustPeer",
+            "AcceptPeerKey",
+            "ConfirmSas",
         ] {
             assert!(names.iter().any(|n| n == m), "{m} missing from {names:?}");
         }

@@ -1,5 +1,6 @@
 //! Windows over the main view: the invitation prompt (Accept / Decline) and the verification
-//! dialog (both fingerprints, the SAS, Trust).
+//! dialog (both fingerprints, the SAS; verify by SAS or fingerprint, or accept a new key
+//! unverified).
 
 use super::badge;
 use crate::model::{Verification, ViewModel};
@@ -74,19 +75,53 @@ pub fn verification(
         .show(ctx, |ui| {
             body(ui, v);
             ui.separator();
+            // Verifying says what was compared; accepting a new key says nothing was.
+            let can_decide = online && v.unavailable.is_none() && !v.peer_fingerprint.is_empty();
             ui.horizontal(|ui| {
-                let can_trust = online
-                    && v.unavailable.is_none()
-                    && !v.peer_fingerprint.is_empty()
-                    && v.trust != Trust::Verified;
-                let trust = egui::Button::new(RichText::new("Trust").color(Color32::WHITE))
-                    .fill(Color32::from_rgb(30, 140, 60));
+                let green = |text: &str| {
+                    egui::Button::new(RichText::new(text).color(Color32::WHITE))
+                        .fill(Color32::from_rgb(30, 140, 60))
+                };
                 if ui
-                    .add_enabled(can_trust, trust)
-                    .on_hover_text("The fingerprints or the SAS match")
+                    .add_enabled(
+                        can_decide && !v.sas.is_empty() && v.trust != Trust::Verified,
+                        green("All five SAS groups match"),
+                    )
+                    .on_hover_text(
+                        "You read the SAS with your peer, by voice, and every group matched",
+                    )
+                    .clicked()
+                {
+                    out.push(Request::ConfirmSas {
+                        peer: v.peer.clone(),
+                        sas: v.sas.clone(),
+                    });
+                }
+                if ui
+                    .add_enabled(
+                        can_decide && !v.sas.is_empty() && v.trust != Trust::Verified,
+                        green("Fingerprints match"),
+                    )
+                    .on_hover_text(
+                        "You compared the whole fingerprint with your peer over another channel",
+                    )
                     .clicked()
                 {
                     out.push(Request::Trust {
+                        peer: v.peer.clone(),
+                        fingerprint: v.peer_fingerprint.clone(),
+                    });
+                }
+                if v.trust == Trust::Changed
+                    && ui
+                        .add_enabled(can_decide, egui::Button::new("Accept key (unverified)"))
+                        .on_hover_text(
+                            "Let this new key send without verifying it (a new device of your \
+                             peer's); it stays unverified",
+                        )
+                        .clicked()
+                {
+                    out.push(Request::AcceptKey {
                         peer: v.peer.clone(),
                         fingerprint: v.peer_fingerprint.clone(),
                     });
@@ -108,7 +143,10 @@ fn body(ui: &mut egui::Ui, v: &Verification) {
         ui.label("Sessions with the stock client's scheme cannot be verified; they stay amber.");
         return;
     }
-    ui.label("Compare these with your peer over another channel (in person, or by voice).");
+    ui.label(
+        "Compare these with your peer over another channel (in person, or by voice): read the \
+         SAS aloud and compare all five groups, or the whole fingerprint.",
+    );
     ui.add_space(6.0);
     egui::Grid::new("fingerprints")
         .num_columns(2)

@@ -447,7 +447,7 @@ local function show_fingerprint(f)
   if f.peer and f.peer ~= '' then
     table.insert(lines, string.format('%s: %s (%s)', f.peer, f.peerFingerprint ~= '' and f.peerFingerprint or 'never seen', short(f.trust, 'TRUST_')))
     if f.sas and f.sas ~= '' then
-      table.insert(lines, 'SAS (compare by voice): ' .. f.sas)
+      table.insert(lines, 'SAS (compare all five groups by voice): ' .. f.sas)
     end
     if f.previousFingerprint and f.previousFingerprint ~= '' then
       table.insert(lines, 'CHANGED; previously: ' .. f.previousFingerprint)
@@ -461,17 +461,34 @@ function M.fingerprint(user)
   call('GetFingerprint', user and { peer = peer_ref(user) } or nil, show_fingerprint)
 end
 
---- :OtrTrust {user} [fingerprint]
-function M.trust(user, fingerprint)
-  call('TrustPeer', { peer = peer_ref(user), fingerprint = fingerprint or '' }, function(f)
+local function trust_answered(user, text)
+  return function(f)
     local s = M.sessions[f.peer ~= '' and f.peer or user]
     if s then
       s.trust = f.trust
       redraw()
     end
-    notify(user .. ' is now verified')
+    notify(text)
     show_fingerprint(f)
-  end)
+  end
+end
+
+--- :OtrTrust {user} {fingerprint}: verifies with the fingerprint the user compared. Without one
+--- the daemon refuses (an empty fingerprint never verifies) and says how to compare.
+function M.trust(user, fingerprint)
+  call('TrustPeer', { peer = peer_ref(user), fingerprint = fingerprint or '' }, trust_answered(user, user .. ' is now verified'))
+end
+
+--- :OtrTrustSas {user} {sas...}: verifies because the user compared this session's SAS (all
+--- five groups, typed back).
+function M.trust_sas(user, sas)
+  call('ConfirmSas', { peer = peer_ref(user), sas = sas or '' }, trust_answered(user, user .. ' is now verified (SAS)'))
+end
+
+--- :OtrAcceptKey {user} [fingerprint]: lets a new key in without verifying it.
+function M.accept_peer_key(user, fingerprint)
+  call('AcceptPeerKey', { peer = peer_ref(user), fingerprint = fingerprint or '' },
+    trust_answered(user, user .. "'s key is accepted, NOT verified: compare fingerprints or the SAS to verify"))
 end
 
 --- A statusline component: each session's peer, state and whether it is verified, e.g.

@@ -271,9 +271,16 @@ fn mitm_with_own_identity_changes_fingerprint_and_sas() {
     let bob_fp = honest.alice.expect("honest").peer_fingerprint();
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut trust = crate::identity::TrustStore::open(dir.path()).expect("trust store");
+    let state = dir.path().join("otrd");
+    let mut trust = crate::identity::TrustStore::open(&state).expect("trust store");
+    let bob = crate::identity::PeerId {
+        server: "https://chat.example.com",
+        account_uid: ALICE,
+        uid: BOB,
+        username: "bob",
+    };
     assert!(matches!(
-        trust.observe("bob", &bob_fp).expect("observe"),
+        trust.observe(&bob, &bob_fp).expect("observe").decision,
         crate::identity::TrustDecision::New
     ));
 
@@ -285,11 +292,14 @@ fn mitm_with_own_identity_changes_fingerprint_and_sas() {
     assert_ne!(alice_view.peer_fingerprint(), bob_fp);
     assert_ne!(alice_view.sas(), bob_view.sas());
     match trust
-        .observe("bob", &alice_view.peer_fingerprint())
+        .observe(&bob, &alice_view.peer_fingerprint())
         .expect("observe")
+        .decision
     {
-        crate::identity::TrustDecision::Changed { previous } => assert_eq!(previous, bob_fp),
-        other => panic!("expected Changed, got {other:?}"),
+        crate::identity::TrustDecision::NewDevice { previous } => {
+            assert_eq!(previous, Some(bob_fp))
+        }
+        other => panic!("expected NewDevice, got {other:?}"),
     }
 }
 
