@@ -12,7 +12,7 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// Socket to serve on [default: $OTRD_SOCKET, else $XDG_RUNTIME_DIR/otrd/otrd.sock, else
-    /// $TMPDIR/otrd-<uid>/otrd.sock].
+    /// $TMPDIR/otrd-$UID/otrd.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Run against an embedded simulated Rocket.Chat server with a contact that answers.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[command(name = "otrctl", version, propagate_version = true)]
 pub struct Cli {
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/otrd/otrd.sock, else
-    /// $TMPDIR/otrd-<uid>/otrd.sock].
+    /// $TMPDIR/otrd-$UID/otrd.sock].
     #[arg(long, global = true, value_name = "PATH", env = "OTRD_SOCKET")]
     pub socket: Option<PathBuf>,
     /// Print one JSON object per line instead of text for people.
