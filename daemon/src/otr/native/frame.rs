@@ -1,10 +1,11 @@
 //! The native message frame: `version ‖ header ‖ AES-GCM ciphertext`. Framing only — no keys.
 
 use super::transcript::put_lp;
-use super::{InstanceTag, NativeError, NATIVE_VERSION};
+use super::{InstanceTag, NativeError};
 
-/// The frame version byte this build writes and accepts.
-pub const FRAME_VERSION: u8 = NATIVE_VERSION;
+/// The frame version byte this build writes and accepts: 2 since native version 2 (version 3
+/// changed the handshake only, so frames stay as they were).
+pub const FRAME_VERSION: u8 = 2;
 
 /// Bytes of version + header: 1 + 4 + 4 + 32 + 4 + 4.
 pub const HEADER_LEN: usize = 49;

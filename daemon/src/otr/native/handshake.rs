@@ -1,6 +1,8 @@
 //! The native handshake: offer (in `handshake`), answer (in `acknowledge`), confirm (third frame).
 //! Triple Diffie-Hellman over identity and ephemeral keys, keyed by the transcript hash, with
-//! explicit key confirmation in both directions. See the module docs of `otr::native`.
+//! explicit key confirmation in both directions, and a commitment that keeps the SAS out of a man
+//! in the middle's reach: the offer carries `commit = H(n)` of a secret `n` the initiator reveals
+//! only in the confirm frame, and the SAS covers `n`. See the module docs of `otr::native`.
 
 use super::keys::{b64, dh, hkdf, hmac, locked_from, mac_eq, public_of, random_key, unb64_32};
 use super::ratchet::{kdf_rk, NativeSession, RatchetInit};
@@ -9,6 +11,8 @@ use super::{sas, InstanceTag, LocalIdentity, NativeError, NATIVE_VERSION};
 use crate::secure::LockedKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -17,6 +21,15 @@ pub const OTRD_MEMBER: &str = "otrd";
 
 const RESPONDER_LABEL: &[u8] = b"otrd v1 responder confirm";
 const INITIATOR_LABEL: &[u8] = b"otrd v1 initiator confirm";
+const COMMIT_LABEL: &[u8] = b"otrd v3 sas commit";
+
+/// The initiator's commitment to its SAS secret: `SHA-256("otrd v3 sas commit" ‖ n)`.
+fn commitment(nonce: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(COMMIT_LABEL);
+    h.update(nonce);
+    h.finalize().into()
+}
 
 /// Which room and which two users a handshake is about (from the room, never from the payload).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +51,8 @@ pub struct Offer {
     pub ik: [u8; 32],
     /// Its ephemeral public key for this handshake.
     pub ek: [u8; 32],
+    /// Its commitment to the SAS secret it reveals in the confirm frame.
+    pub commit: [u8; 32],
 }
 
 /// An otrd responder's answer, read from an `acknowledge` payload.
@@ -56,11 +71,12 @@ pub struct Answer {
 }
 
 /// The initiator's key confirmation, sent in a third frame after the acknowledge. On the wire it
-/// is the `"otrd"` member of that frame: `{"v":2,"tag","to","rk","confirm"}` (`rk` = the
-/// initiator's first ratchet public key, `confirm` = its MAC, both base64).
+/// is the `"otrd"` member of that frame: `{"v":3,"tag","to","rk","n","confirm"}` (`rk` = the
+/// initiator's first ratchet public key, `n` = the SAS secret its offer committed to, `confirm` =
+/// its MAC, all base64).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NativeConfirm {
-    /// Protocol version (1).
+    /// Protocol version ([`NATIVE_VERSION`]).
     pub v: u8,
     /// The initiator's instance tag (hex).
     pub tag: String,
@@ -68,14 +84,17 @@ pub struct NativeConfirm {
     pub to: String,
     /// The initiator's first ratchet public key (base64).
     pub rk: String,
-    /// HMAC over the transcript hash and `rk` (base64).
+    /// The SAS secret the offer committed to, revealed only now (base64).
+    pub n: String,
+    /// HMAC over the transcript hash, `rk` and `n` (base64).
     pub confirm: String,
 }
 
 impl NativeConfirm {
     /// As a JSON value, to be placed under `"otrd"` in the confirm frame.
     pub fn to_value(&self) -> Value {
-        json!({"v": self.v, "tag": self.tag, "to": self.to, "rk": self.rk, "confirm": self.confirm})
+        json!({"v": self.v, "tag": self.tag, "to": self.to, "rk": self.rk, "n": self.n,
+               "confirm": self.confirm})
     }
 
     /// The responder this confirmation is addressed to.
@@ -88,7 +107,8 @@ impl NativeConfirm {
 pub fn parse_confirm(value: &Value) -> Option<NativeConfirm> {
     let member = value.get(OTRD_MEMBER).unwrap_or(value);
     let c: NativeConfirm = serde_json::from_value(member.clone()).ok()?;
-    (c.v == NATIVE_VERSION && c.rk.len() <= 64 && c.confirm.len() <= 64).then_some(c)
+    (c.v == NATIVE_VERSION && c.rk.len() <= 64 && c.n.len() <= 64 && c.confirm.len() <= 64)
+        .then_some(c)
 }
 
 fn member(payload: &Value) -> Option<&Map<String, Value>> {
@@ -111,6 +131,7 @@ pub fn parse_offer(payload: &Value) -> Option<Offer> {
         tag: tag_of(m, "tag")?,
         ik: key_of(m, "ik")?,
         ek: key_of(m, "ek")?,
+        commit: key_of(m, "commit")?,
     })
 }
 
@@ -183,6 +204,13 @@ pub struct PendingInitiator {
     tag: InstanceTag,
     ephemeral: LockedKey<32>,
     ephemeral_pub: [u8; 32],
+    /// The SAS secret the offer committed to; revealed in the confirm frame.
+    nonce: LockedKey<32>,
+    /// The commitment the offer carried.
+    commit: [u8; 32],
+    /// Set once an answer completed and `nonce` went out: no second answer may complete this
+    /// offer (a responder that saw `nonce` could otherwise pick a key for a SAS of its choice).
+    revealed: Cell<bool>,
 }
 
 impl fmt::Debug for PendingInitiator {
@@ -202,19 +230,35 @@ pub fn make_offer<R: rand::RngCore + rand::CryptoRng + ?Sized>(
 ) -> (PendingInitiator, Value) {
     let ephemeral = random_key(rng);
     let ephemeral_pub = public_of(&ephemeral);
+    let nonce = random_key(rng);
+    let commit = commitment(nonce.expose());
     let offer = json!({
         "v": NATIVE_VERSION,
         "tag": tag.to_hex(),
         "ik": b64(&id.public()),
         "ek": b64(&ephemeral_pub),
+        "commit": b64(&commit),
     });
     let pending = PendingInitiator {
         identity: id.clone(),
         tag,
         ephemeral,
         ephemeral_pub,
+        nonce,
+        commit,
+        revealed: Cell::new(false),
     };
     (pending, offer)
+}
+
+#[cfg(test)]
+impl PendingInitiator {
+    /// Plays a cheating initiator (a man in the middle facing Bob): it swaps the secret its offer
+    /// committed to for another, as if chosen after seeing the responder's key.
+    pub(super) fn cheat_with_secret(&mut self, secret: [u8; 32]) {
+        let mut secret = secret;
+        self.nonce = LockedKey::new(&mut secret);
+    }
 }
 
 impl PendingInitiator {
@@ -226,7 +270,8 @@ impl PendingInitiator {
     /// Verifies the responder's answer and derives the session. `handshake_payload` is exactly
     /// what we sent (with the offer), `ack_payload` exactly what arrived. On success returns the
     /// established session and the confirmation to send. Borrowed, so a forged answer leaves the
-    /// offer waiting for the genuine one.
+    /// offer waiting for the genuine one; but once one answer completed (and the SAS secret is
+    /// out), every later answer is refused.
     pub fn complete<R: rand::RngCore + rand::CryptoRng + ?Sized>(
         &self,
         ctx: &SessionContext,
@@ -234,7 +279,15 @@ impl PendingInitiator {
         ack_payload: &Value,
         rng: &mut R,
     ) -> Result<(NativeSession, NativeConfirm), NativeError> {
+        if self.revealed.get() {
+            return Err(NativeError::AlreadyCompleted);
+        }
         let sent = parse_offer(handshake_payload).ok_or(NativeError::Malformed("own offer"))?;
+        if sent.commit != self.commit {
+            return Err(NativeError::WrongContext(
+                "handshake is not the one this offer made",
+            ));
+        }
         if sent.ek != self.ephemeral_pub
             || sent.ik != self.identity.public()
             || sent.tag != self.tag
@@ -278,15 +331,17 @@ impl PendingInitiator {
         let (root, sending) = kdf_rk(&keys.root, dh(&ratchet, &ans.ek)?.as_ref());
         let mac = hmac(
             keys.confirm_initiator.expose(),
-            &[INITIATOR_LABEL, &th, &ratchet_pub],
+            &[INITIATOR_LABEL, &th, &ratchet_pub, self.nonce.expose()],
         );
         let confirm = NativeConfirm {
             v: NATIVE_VERSION,
             tag: self.tag.to_hex(),
             to: ans.tag.to_hex(),
             rk: b64(&ratchet_pub),
+            n: b64(self.nonce.expose()),
             confirm: b64(mac.as_ref()),
         };
+        self.revealed.set(true);
         let session = NativeSession::new(RatchetInit {
             own_tag: self.tag,
             peer_tag: ans.tag,
@@ -295,7 +350,7 @@ impl PendingInitiator {
             peer_ratchet: ans.ek,
             receiving: None,
             peer_identity: ans.ik,
-            sas: sas::compute(&th, &self.identity.public(), &ans.ik),
+            sas: sas::compute(&th, self.nonce.expose(), &self.identity.public(), &ans.ik),
         });
         Ok((session, confirm))
     }
@@ -307,10 +362,18 @@ pub struct PendingResponder {
     peer_tag: InstanceTag,
     peer_identity: [u8; 32],
     transcript: [u8; 32],
+    /// The initiator's commitment and our identity key: the SAS is computed only once the
+    /// secret is revealed. Boxed to keep the pending answer (held in an enum) small.
+    sas_inputs: Box<SasInputs>,
     root: LockedKey<32>,
     confirm_initiator: LockedKey<32>,
     ephemeral: LockedKey<32>,
-    sas: String,
+}
+
+/// What the responder needs for the SAS besides the transcript (public values).
+struct SasInputs {
+    commit: [u8; 32],
+    own_identity: [u8; 32],
 }
 
 impl fmt::Debug for PendingResponder {
@@ -378,10 +441,13 @@ pub fn answer<R: rand::RngCore + rand::CryptoRng + ?Sized>(
         peer_tag: offer.tag,
         peer_identity: offer.ik,
         transcript: th,
+        sas_inputs: Box::new(SasInputs {
+            commit: offer.commit,
+            own_identity: id.public(),
+        }),
         root: keys.root,
         confirm_initiator: keys.confirm_initiator,
         ephemeral,
-        sas: sas::compute(&th, &offer.ik, &id.public()),
     };
     Ok((pending, ack))
 }
@@ -405,12 +471,23 @@ impl PendingResponder {
         }
         let ratchet_pub = unb64_32(&c.rk).ok_or(NativeError::Malformed("confirm rk"))?;
         let mac = unb64_32(&c.confirm).ok_or(NativeError::Malformed("confirm mac"))?;
+        let nonce = Zeroizing::new(unb64_32(&c.n).ok_or(NativeError::Malformed("confirm n"))?);
         let expected = hmac(
             self.confirm_initiator.expose(),
-            &[INITIATOR_LABEL, &self.transcript, &ratchet_pub],
+            &[
+                INITIATOR_LABEL,
+                &self.transcript,
+                &ratchet_pub,
+                nonce.as_ref(),
+            ],
         );
         if !mac_eq(expected.as_ref(), &mac) {
             return Err(NativeError::KeyConfirmationFailed);
+        }
+        // After the MAC: a genuine initiator revealing another secret than it committed to is one
+        // that chose it after seeing our key, to steer the SAS.
+        if !mac_eq(&commitment(&nonce), &self.sas_inputs.commit) {
+            return Err(NativeError::CommitmentMismatch);
         }
         // Bob's side: our handshake ephemeral key was the first ratchet key; derive the receiving
         // chain for Alice's ratchet key and drop ours (a new one is made at our first send).
@@ -423,7 +500,12 @@ impl PendingResponder {
             peer_ratchet: ratchet_pub,
             receiving: Some(receiving),
             peer_identity: self.peer_identity,
-            sas: self.sas.clone(),
+            sas: sas::compute(
+                &self.transcript,
+                &nonce,
+                &self.peer_identity,
+                &self.sas_inputs.own_identity,
+            ),
         }))
     }
 }

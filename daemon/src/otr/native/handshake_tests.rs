@@ -233,6 +233,9 @@ fn tampering_with_the_confirm_frame_fails_on_the_responder() {
     assert_eq!(run.bob.err(), Some(NativeError::KeyConfirmationFailed));
     let run = run_with(&a, &b, |_| {}, |_| {}, |p| p["otrd"]["confirm"] = json!(ev));
     assert_eq!(run.bob.err(), Some(NativeError::KeyConfirmationFailed));
+    // The revealed secret is under the initiator's MAC: a server cannot swap it either.
+    let run = run_with(&a, &b, |_| {}, |_| {}, |p| p["otrd"]["n"] = json!(ev));
+    assert_eq!(run.bob.err(), Some(NativeError::KeyConfirmationFailed));
     let run = run_with(
         &a,
         &b,
@@ -349,13 +352,139 @@ fn parse_offer_detects_otrd_peers_only() {
     let parsed = parse_offer(&hs).expect("offer");
     assert_eq!(parsed.tag, a.tag);
     assert_eq!(parsed.ik, a.id.public());
-    for other in [1, 3] {
+    for other in [1, 2, 4] {
         hs["otrd"]["v"] = json!(other);
         assert_eq!(parse_offer(&hs), None, "other versions are not ours");
     }
     hs["otrd"]["v"] = json!(NATIVE_VERSION);
+    // An offer without its commitment is no native offer: the server cannot strip it to get a
+    // grindable SAS (what is left is a stock offer, judged by the downgrade rules).
+    let mut stripped = hs.clone();
+    if let Some(m) = stripped["otrd"].as_object_mut() {
+        m.remove("commit");
+    }
+    assert_eq!(parse_offer(&stripped), None);
     hs["otrd"]["ek"] = json!("short");
     assert_eq!(parse_offer(&hs), None);
+}
+
+/// Alice's offer and Bob's answer, in full.
+fn offer_and_answer(a: &Party, b: &Party) -> (PendingInitiator, Value, PendingResponder, Value) {
+    let (pa, offer) = make_offer(&a.id, a.tag, &mut OsRng);
+    let mut hs = stock(ALICE, "{}");
+    hs["otrd"] = offer;
+    let (pb, ack) = answer(
+        &b.id,
+        b.tag,
+        &ctx(BOB, ALICE),
+        &hs,
+        stock(BOB, "{}"),
+        &mut OsRng,
+    )
+    .expect("answer");
+    (pa, hs, pb, ack)
+}
+
+#[test]
+fn the_offer_commits_to_a_secret_revealed_only_in_the_confirm_frame() {
+    let (a, b) = (party(), party());
+    let (pa, hs, pb, ack) = offer_and_answer(&a, &b);
+    let member = hs["otrd"].as_object().expect("member");
+    assert!(member.contains_key("commit"));
+    assert!(!member.contains_key("n"), "the secret is not in the offer");
+    assert!(ack["otrd"].get("n").is_none());
+    let (alice, confirm) = pa
+        .complete(&ctx(ALICE, BOB), &hs, &ack, &mut OsRng)
+        .expect("complete");
+    let revealed = unb64(&confirm.n);
+    assert_eq!(
+        keys_b64(&commit_of(&revealed)),
+        hs["otrd"]["commit"].as_str().unwrap_or_default()
+    );
+    let bob = pb.confirm(&confirm.to_value()).expect("confirm");
+    assert_eq!(alice.sas(), bob.sas());
+}
+
+fn unb64(s: &str) -> [u8; 32] {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("base64");
+    bytes.try_into().expect("32 bytes")
+}
+
+/// SHA-256("otrd v3 sas commit" ‖ n), written out here so the test checks the documented rule.
+fn commit_of(n: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"otrd v3 sas commit");
+    h.update(n);
+    h.finalize().into()
+}
+
+#[test]
+fn an_initiator_that_reveals_another_secret_than_it_committed_to_is_caught() {
+    // A man in the middle facing Bob: it committed, saw Bob's key, and now wants another secret
+    // (one that would make Bob's SAS equal Alice's). Its MAC is genuine; the commitment is not.
+    let (m, b) = (party(), party());
+    let (mut pm, hs, pb, ack) = offer_and_answer(&m, &b);
+    pm.cheat_with_secret([7u8; 32]);
+    let (_, confirm) = pm
+        .complete(&ctx(ALICE, BOB), &hs, &ack, &mut OsRng)
+        .expect("the cheat completes its own side");
+    assert_eq!(
+        pb.confirm(&confirm.to_value()).err(),
+        Some(NativeError::CommitmentMismatch)
+    );
+}
+
+#[test]
+fn a_responder_that_changes_its_key_after_the_reveal_is_refused() {
+    // A man in the middle facing Alice: it answered, learnt her secret from the confirm frame,
+    // and now answers again with a key searched for a SAS of its choice. The offer is spent.
+    let (a, m) = (party(), party());
+    let (pa, hs, _pm, ack) = offer_and_answer(&a, &m);
+    let (first, _confirm) = pa
+        .complete(&ctx(ALICE, BOB), &hs, &ack, &mut OsRng)
+        .expect("first answer");
+    let (_, ack2) = answer(
+        &m.id,
+        m.tag,
+        &ctx(BOB, ALICE),
+        &hs,
+        stock(BOB, "{}"),
+        &mut OsRng,
+    )
+    .expect("second answer");
+    assert_ne!(ack2["otrd"]["ek"], ack["otrd"]["ek"]);
+    let again = pa.complete(&ctx(ALICE, BOB), &hs, &ack2, &mut OsRng);
+    assert_eq!(again.err(), Some(NativeError::AlreadyCompleted));
+    // Even the same answer again does not make a second session.
+    let same = pa.complete(&ctx(ALICE, BOB), &hs, &ack, &mut OsRng);
+    assert_eq!(same.err(), Some(NativeError::AlreadyCompleted));
+    assert!(!first.sas().is_empty());
+}
+
+#[test]
+fn a_forged_answer_before_the_genuine_one_does_not_spend_the_offer() {
+    // The commitment must not turn a forged answer into a denial of service: a failed answer
+    // reveals nothing, and the genuine answer still completes.
+    let (a, b) = (party(), party());
+    let (pa, hs, pb, ack) = offer_and_answer(&a, &b);
+    let mut forged = ack.clone();
+    forged["otrd"]["confirm"] = json!(keys_b64(&[9u8; 32]));
+    assert_eq!(
+        pa.complete(&ctx(ALICE, BOB), &hs, &forged, &mut OsRng)
+            .err(),
+        Some(NativeError::KeyConfirmationFailed)
+    );
+    let (alice, confirm) = pa
+        .complete(&ctx(ALICE, BOB), &hs, &ack, &mut OsRng)
+        .expect("genuine");
+    assert_eq!(
+        alice.sas(),
+        pb.confirm(&confirm.to_value()).expect("bob").sas()
+    );
 }
 
 #[test]

@@ -12,16 +12,28 @@
 //! the sender's and the receiver's tag, and anything addressed to another instance is ignored.
 //!
 //! **Negotiation inside the stock frames.** Stock clients ignore unknown payload members, so:
-//! * the initiator's `handshake` payload gets `"otrd": {"v":2, "tag", "ik", "ek"}` beside the
-//!   stock P-256 `publicKey` ([`make_offer`]; a stock peer still answers the stock part);
-//! * an otrd responder's `acknowledge` gets `"otrd": {"v":2, "tag", "to", "ik", "ek", "confirm"}`
+//! * the initiator's `handshake` payload gets `"otrd": {"v":3, "tag", "ik", "ek", "commit"}`
+//!   beside the stock P-256 `publicKey` ([`make_offer`]; a stock peer still answers the stock
+//!   part); `commit = SHA-256("otrd v3 sas commit" ‖ n)` for a fresh 32-byte secret `n`;
+//! * an otrd responder's `acknowledge` gets `"otrd": {"v":3, "tag", "to", "ik", "ek", "confirm"}`
 //!   ([`answer`]); `to` is the initiator's tag, `confirm` the responder's key-confirmation MAC;
 //! * the initiator verifies that MAC ([`PendingInitiator::complete`]) and sends a third frame
-//!   carrying [`NativeConfirm`] `{"v":2, "tag", "to", "rk", "confirm"}`: its first ratchet public key
-//!   and its own MAC; the responder verifies it ([`PendingResponder::confirm`]). Each side holds
-//!   an established [`NativeSession`] only after verifying the other's MAC.
+//!   carrying [`NativeConfirm`] `{"v":3, "tag", "to", "rk", "n", "confirm"}`: its first ratchet
+//!   public key, the secret `n` (revealed only now), and its own MAC; the responder verifies the MAC
+//!   and that `n` matches `commit` ([`PendingResponder::confirm`]). Each side holds an
+//!   established [`NativeSession`] only after verifying the other's MAC. An offer completes once:
+//!   after `n` is out, a second answer to it is refused.
 //!
-//! `ik`, `ek`, `rk` and `confirm` are standard base64 (padded) of 32 bytes.
+//! `ik`, `ek`, `commit`, `rk`, `n` and `confirm` are standard base64 (padded) of 32 bytes.
+//!
+//! **SAS commitment** (ZRTP's hash commitment, applied to a secret rather than the DH key so the
+//! responder can still confirm keys in the acknowledge). Without it a man in the middle, answering
+//! Alice's offer, could try responder keys until Alice's SAS equals the one of its handshake with
+//! Bob. With it, the SAS depends on `n`, which the responder learns only after its key is sent
+//! and the transcript fixed; and an initiator is bound to its `n` before it sees the responder's
+//! key. So neither role can search: see [`sas`] for the entropy and the odds. A refresh is a fresh
+//! native handshake inside the live session ([`make_offer`] / [`answer`] again), so it carries
+//! its own commitment and SAS.
 //!
 //! **Transcript.** `TH = SHA-256("otrd v1 transcript" ‖ len ‖ canon(handshake) ‖ len ‖
 //! canon(acknowledge))` over BOTH complete payloads — `roomId`, `userId`, the stock `publicKey`,
@@ -37,8 +49,8 @@
 //! (each variable part length-prefixed) → 96 bytes = root key ‖ confirmation key *i* ‖
 //! confirmation key *r*. A DH result that is all zero (low-order point) is rejected.
 //! Responder MAC = `HMAC-SHA256(kc_r, "otrd v1 responder confirm" ‖ TH)`; initiator MAC =
-//! `HMAC-SHA256(kc_i, "otrd v1 initiator confirm" ‖ TH ‖ rk)`, so the initiator's first ratchet
-//! key is authenticated too. MACs are compared in constant time.
+//! `HMAC-SHA256(kc_i, "otrd v1 initiator confirm" ‖ TH ‖ rk ‖ n)`, so the initiator's first
+//! ratchet key and its revealed secret are authenticated too. MACs are compared in constant time.
 //!
 //! **Messages: Signal's Double Ratchet** (signal.org/docs/specifications/doubleratchet), see
 //! [`ratchet`]: `KDF_RK` = HKDF-SHA256(salt = RK, ikm = DH output, info "otrd v1 ratchet") → 64
@@ -62,13 +74,15 @@
 //! fail (the receiver tag must be ours and chains are per direction), out-of-order frames within
 //! the window decrypt. A failed decryption leaves the session unchanged.
 //!
-//! **SAS** ([`sas`]): `SHA-256("otrd v1 sas" ‖ TH ‖ IK_i ‖ IK_r)`; the first 20 bytes as five
+//! **SAS** ([`sas`]): `SHA-256("otrd v3 sas" ‖ TH ‖ n ‖ IK_i ‖ IK_r)`; the first 20 bytes as five
 //! big-endian `u32`s, each reduced mod 10000, printed as five groups of 4 decimal digits
-//! (`"0421 7730 1284 5521 0093"`). Both sides compute the same string; under a MITM the two
-//! transcripts differ, so the strings differ.
+//! (`"0421 7730 1284 5521 0093"`), about 66.4 bits. Both sides compute the same string; under a
+//! MITM the two transcripts differ, and the commitment leaves the MITM no way to make the strings
+//! agree but chance (10⁻²⁰ per attempt). Front-ends ask users to compare all five groups.
 //!
 //! **Labels.** Every label keeps the `otrd v1` prefix it had in version 1: they are
-//! domain-separation strings, and only the message AEAD changed in version 2.
+//! domain-separation strings, and only the message AEAD changed in version 2. Version 3's new
+//! inputs got new labels (`otrd v3 sas commit`, and `otrd v3 sas` since the SAS input changed).
 //!
 //! **Secrets at rest** are [`crate::secure::LockedKey`]s (identity and ephemeral private keys,
 //! root key, chain keys, ratchet private key, skipped keys); `x25519-dalek` values and AWS-LC's
@@ -97,11 +111,14 @@ pub use ratchet::{NativeSession, MAX_SKIP, MAX_SKIPPED_KEYS, SKIPPED_KEY_LIFETIM
 
 use std::fmt;
 
-/// The native protocol version carried as `"v"` and as the frame's first byte. Version 2 keys
-/// each message's AEAD with the message key directly (version 1 ran it through HKDF first); the
-/// two do not interoperate, so an offer or frame of version 1 is not ours: a version-1 peer's
-/// offer is answered as a stock client would, and the session is legacy.
-pub const NATIVE_VERSION: u8 = 2;
+/// The native handshake version carried as `"v"`. Version 3 adds the SAS commitment (`commit` in
+/// the offer, `n` in the confirm frame; the SAS covers `n`); version 2 keyed each message's AEAD
+/// with the message key directly (version 1 ran it through HKDF first). Versions do not
+/// interoperate, so an offer of another version is not ours: that peer's offer is answered as a
+/// stock client would, and the session is legacy. (An optional commitment would be stripped by
+/// the very server it guards against.) Message frames did not change in version 3 and keep
+/// [`FRAME_VERSION`] 2.
+pub const NATIVE_VERSION: u8 = 3;
 
 /// Why a native operation failed. Messages name the step, never key material.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -142,6 +159,13 @@ pub enum NativeError {
     /// Encryption failed inside the cipher.
     #[error("message encryption failed")]
     EncryptFailed,
+    /// The initiator revealed another SAS secret than its offer committed to: it chose it after
+    /// seeing our key (a man in the middle steering the SAS).
+    #[error("the revealed SAS secret does not match the offer's commitment")]
+    CommitmentMismatch,
+    /// An answer to an offer that another answer already completed (its SAS secret is out).
+    #[error("this offer was already answered")]
+    AlreadyCompleted,
 }
 
 /// A daemon instance's tag (a random `u32` ≥ `0x100`, chosen at each start).
