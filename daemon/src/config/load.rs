@@ -153,6 +153,18 @@ fn validate(path: &Path, text: &str, config: &Config) -> Result<(), ConfigError>
             "must start with https:// (or http:// for a local test server)",
         ));
     }
+    // Plain http would carry the login (password digest, token) and every signal in the clear:
+    // only a server on this machine may be reached that way.
+    if let Some(rest) = url.strip_prefix("http://") {
+        if !is_loopback_authority(rest) {
+            return Err(invalid(
+                "server.url",
+                "http:// is refused except for a server on this machine (localhost, 127.0.0.1, \
+                 [::1]): the login and every OTR signal would cross the network in the clear; \
+                 use https://",
+            ));
+        }
+    }
     if config.account.username.trim().is_empty() {
         return Err(invalid("account.username", "missing (required)"));
     }
@@ -241,6 +253,27 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 }
 
 /// The line on which a dotted key (`account.user_id`) is set, if it is; best effort by text.
+/// True for `localhost`, `127.x.y.z` or `[::1]`, with an optional port and path.
+fn is_loopback_authority(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // No userinfo: `http://localhost@evil.example` names evil.example.
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, port)) if port.is_empty() || port.starts_with(':') => h,
+            _ => return false,
+        },
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn key_line(text: &str, dotted: &str) -> Option<usize> {
     let (table, key) = dotted.rsplit_once('.')?;
     let mut current = String::new();
@@ -366,6 +399,37 @@ password_command = "pass show chat"
         assert!(e.contains("`account.password_command`"), "{e}");
         assert!(e.contains("config.toml:5"), "{e}");
         assert!(e.contains("unterminated"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_the_server_is_on_this_machine() {
+        let cfg = |url: &str| {
+            format!("[server]\nurl = \"{url}\"\n[account]\nusername = \"a\"\npassword_command = \"x\"\n")
+        };
+        for bad in [
+            "http://chat.example.com",
+            "http://10.0.0.1:3000",
+            "http://localhost@evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example/",
+            "http://[::1].evil",
+        ] {
+            let e = err(&cfg(bad));
+            assert!(e.contains("http:// is refused"), "{bad}: {e}");
+        }
+        for good in [
+            "http://127.0.0.1:3000",
+            "http://localhost:8080/",
+            "http://[::1]:3000",
+            "http://127.1.2.3",
+            "https://chat.example.com",
+        ] {
+            assert!(
+                is_loopback_authority(good.trim_start_matches("http://"))
+                    || good.starts_with("https"),
+                "{good}"
+            );
+        }
     }
 
     #[test]

@@ -185,6 +185,8 @@ impl Engine {
         // First, so that no held message is sent while sessions end, and no pending Start
         // brings a session back after the lock.
         self.fail_all_held("every session was ended (EndAllSessions or the screen lock)");
+        // A lock is a reseed: what the generator's state held before it says nothing of after.
+        self.rng.reseed();
         self.cancel_probes();
         self.parked.clear();
         let live: Vec<(String, SessionState)> = self

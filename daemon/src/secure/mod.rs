@@ -11,7 +11,8 @@
 //! - `secret` — [`SecretString`], [`SecretBytes`], [`LockedKey`].
 //! - `locked_buf` — [`LockedBuf`] and [`LockedText`] for variable-length plaintext.
 //! - `harden` — [`harden_process`]: no core dumps, not ptrace-able by same-uid processes.
-//! - `rng` — [`SecureRng`], the user-space CSPRNG (ChaCha12, reseeded from the kernel).
+//! - `rng` — [`fill_private`] (private keys, straight from the kernel) and [`SecureRng`], the
+//!   user-space CSPRNG for public values (ChaCha12, reseeded from the kernel, on a timer and on lock).
 //!
 //! All `unsafe` code of the crate lives in this module, each block with a `// SAFETY:` comment.
 
@@ -28,5 +29,5 @@ mod tests;
 pub use arena::{arena_stats, arena_status, ArenaStats};
 pub use harden::{harden_process, HardeningReport};
 pub use locked_buf::{LockedBuf, LockedText};
-pub use rng::{check_kernel_source, SecureRng};
+pub use rng::{check_kernel_source, fill_private, SecureRng};
 pub use secret::{LockedKey, SecretBytes, SecretString};

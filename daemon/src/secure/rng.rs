@@ -1,13 +1,18 @@
-//! [`SecureRng`]: the daemon's CSPRNG for private keys, IVs, tokens and ids.
+//! [`SecureRng`]: the daemon's CSPRNG for IVs, nonces, tags and ids; [`fill_private`] for keys.
 //!
-//! ChaCha12 in user space, seeded from the kernel (`getrandom`) and reseeded from it after every
-//! 64 KiB of output and after a `fork` — the construction of rand's `ThreadRng`, but `Send`, so the
-//! engine task can own one. Why not the kernel for every draw: a `getrandom` syscall costs
-//! ~0.35 µs, more than the rest of a legacy message's IV handling together, while a ChaCha
-//! keystream seeded with 256 bits from the kernel is indistinguishable from it for any feasible
-//! attacker. The reseeding bounds what a leaked generator state reveals: the state holds the
-//! ChaCha key, so it gives away the output since the last reseed and up to the next one (64 KiB
-//! each way at most), but nothing drawn under an earlier or a later seed.
+//! **Private keys never come from a user-space generator.** Identity, ephemeral, ratchet and
+//! legacy P-256 private keys and the SAS secret are drawn with [`fill_private`], straight from the
+//! kernel (`getrandom`) into the caller's buffer, which goes into locked memory at once. So no
+//! generator state in ordinary (swappable, dumpable) memory can recompute a past or future key.
+//! A syscall per key costs ~0.35 µs, nothing beside the Diffie-Hellman that follows.
+//!
+//! **Everything else** (legacy IVs, random ids, instance tags, jitter) comes from [`SecureRng`]:
+//! ChaCha12 in user space, seeded from the kernel and reseeded from it after every 64 KiB of
+//! output, after a `fork`, every [`RESEED_EVERY`] and on every lock ([`SecureRng::reseed`]) —
+//! the construction of rand's `ThreadRng`, but `Send`, so the engine task can own one. Why not the
+//! kernel for every draw: a legacy message's IV would cost more than the rest of its handling.
+//! Its outputs are public values (an IV is sent in the clear), and the reseeding bounds what a
+//! leaked state reveals to the outputs between two reseeds.
 //!
 //! If a reseed fails (the kernel refuses `getrandom`, which does not happen once it has been
 //! seeded), the generator keeps going from its current state and tries again at the next
@@ -22,8 +27,27 @@ use std::fmt;
 /// Bytes of output after which the state is replaced by a fresh seed from the kernel.
 const RESEED_AFTER: u64 = 64 * 1024;
 
+/// Time after which the next draw reseeds first, however little was drawn.
+pub const RESEED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Fills `out` straight from the kernel: for private keys (see the module docs).
+///
+/// # Panics
+/// When `getrandom` fails, which it does not once it has answered: the daemon checks it at
+/// start-up ([`check_kernel_source`]) and stops with a clear error there. Going on without a key
+/// source would be far worse than stopping.
+pub fn fill_private(out: &mut [u8]) {
+    if let Err(e) = OsRng.try_fill_bytes(out) {
+        panic!("the kernel's random source (getrandom) failed: {e}");
+    }
+}
+
 /// The daemon's cryptographically secure generator (see the module docs).
-pub struct SecureRng(ReseedingRng<ChaCha12Core, OsRng>);
+pub struct SecureRng {
+    inner: ReseedingRng<ChaCha12Core, OsRng>,
+    /// When the state was last replaced from the kernel.
+    seeded: std::time::Instant,
+}
 
 impl SecureRng {
     /// A generator seeded from the kernel.
@@ -35,8 +59,25 @@ impl SecureRng {
     /// start-up error instead (once `getrandom` has answered, it does not fail later).
     pub fn from_os() -> Self {
         match ChaCha12Core::from_rng(OsRng) {
-            Ok(core) => Self(ReseedingRng::new(core, RESEED_AFTER, OsRng)),
+            Ok(core) => Self {
+                inner: ReseedingRng::new(core, RESEED_AFTER, OsRng),
+                seeded: std::time::Instant::now(),
+            },
             Err(e) => panic!("the kernel's random source (getrandom) failed: {e}"),
+        }
+    }
+
+    /// Replaces the state with a fresh seed from the kernel now (on lock; and by the timer).
+    pub fn reseed(&mut self) {
+        if let Err(e) = self.inner.reseed() {
+            tracing::warn!(error = %e, "reseeding the generator failed; it goes on from its state");
+        }
+        self.seeded = std::time::Instant::now();
+    }
+
+    fn reseed_if_due(&mut self) {
+        if self.seeded.elapsed() >= RESEED_EVERY {
+            self.reseed();
         }
     }
 }
@@ -49,19 +90,23 @@ pub fn check_kernel_source() -> Result<(), rand::Error> {
 
 impl RngCore for SecureRng {
     fn next_u32(&mut self) -> u32 {
-        self.0.next_u32()
+        self.reseed_if_due();
+        self.inner.next_u32()
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+        self.reseed_if_due();
+        self.inner.next_u64()
     }
 
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill_bytes(dest)
+        self.reseed_if_due();
+        self.inner.fill_bytes(dest)
     }
 
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        self.0.try_fill_bytes(dest)
+        self.reseed_if_due();
+        self.inner.try_fill_bytes(dest)
     }
 }
 
@@ -92,5 +137,26 @@ mod tests {
             assert!(seen.insert(x), "a 32-byte draw repeated");
         }
         assert!(!format!("{a:?}").contains(&format!("{:?}", &x[..4])));
+        a.reseed();
+        a.fill_bytes(&mut y);
+        assert!(seen.insert(y));
+    }
+
+    #[test]
+    fn private_keys_cannot_be_recomputed_from_a_copy_of_the_generator() {
+        use rand::rngs::StdRng;
+        // An attacker who read the generator's state (a core, swap) replays it: identical
+        // generators, yet every private key differs, since keys come from the kernel.
+        let (mut one, mut two) = (StdRng::seed_from_u64(7), StdRng::seed_from_u64(7));
+        let a = crate::otr::native::LocalIdentity::generate(&mut one);
+        let b = crate::otr::native::LocalIdentity::generate(&mut two);
+        assert_ne!(a.public(), b.public());
+        let p = crate::otr::legacy::EphemeralKeyPair::generate(&mut one).expect("pair");
+        let q = crate::otr::legacy::EphemeralKeyPair::generate(&mut two).expect("pair");
+        assert_ne!(p.public_jwk(), q.public_jwk());
+        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+        fill_private(&mut x);
+        fill_private(&mut y);
+        assert_ne!(x, y);
     }
 }

@@ -51,11 +51,12 @@ fn import(private: &LockedKey<32>) -> Result<PrivateKey, LegacyError> {
 
 impl EphemeralKeyPair {
     /// Draws a fresh key pair: a uniformly random scalar in [1, n) (rejection sampling, as
-    /// WebCrypto and the `p256` crate do), straight into locked memory.
-    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Result<Self, LegacyError> {
+    /// WebCrypto and the `p256` crate do), straight from the kernel into locked memory. `rng`
+    /// is not used for the scalar (see [`crate::secure::fill_private`]).
+    pub fn generate(_rng: &mut (impl RngCore + CryptoRng)) -> Result<Self, LegacyError> {
         for _ in 0..MAX_DRAWS {
             let mut bytes = [0u8; 32];
-            rng.fill_bytes(&mut bytes);
+            crate::secure::fill_private(&mut bytes);
             // `LockedKey::new` wipes the stack copy.
             match Self::from_private_bytes(LockedKey::new(&mut bytes)) {
                 Err(LegacyError::InvalidPrivateKey) => continue,

@@ -118,12 +118,16 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
-/// 32 random bytes straight into locked storage (X25519 clamps at use).
+/// 32 random bytes straight from the kernel into locked storage (X25519 clamps at use).
+///
+/// Private keys never come from `rng` (a user-space generator whose state could be read back from
+/// swap or a core dump and replayed): see [`crate::secure::fill_private`]. The parameter
+/// stays so every key maker keeps the one-generator signature its callers pass.
 pub(crate) fn random_key<R: rand::RngCore + rand::CryptoRng + ?Sized>(
-    rng: &mut R,
+    _rng: &mut R,
 ) -> LockedKey<32> {
     let mut bytes = [0u8; 32];
-    rng.fill_bytes(&mut bytes);
+    crate::secure::fill_private(&mut bytes);
     LockedKey::new(&mut bytes)
 }
 
