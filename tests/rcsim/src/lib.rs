@@ -13,21 +13,29 @@
 //! * `streams` / `rules` — streamer publications and their read/write rules (7.x and 8.x).
 //! * `rest` — the REST endpoints; `admin` — `/_sim/*` test-control endpoints.
 //! * `ratelimit`, `audit`, `faults` — Meteor's DDP limiter, the audit log, fault switches.
-//! * `mitm` — the key-swapping man in the middle (rewrites OTR signalling in flight).
+//! * `mitm` — the key-swapping man in the middle (rewrites OTR signalling in flight, on the 7.x
+//!   relay and inside 8.x envelopes).
+//! * `attacker` — the server forging stock signals with key pairs of its own, recording what
+//!   clients answer and trying to decrypt every OTR ciphertext that passes (issue 15).
+//! * `user_client` — a minimal DDP client logged in as a user, for load and attack generators.
+//! * `flood` — a third user flooding another user's path B with forged envelopes.
 //! * `server` — `start()` and [`SimHandle`].
 //! * `stock8` — a model of the stock 8.x web client's typing indicator and video-conference
 //!   manager, to show that otrd frames on paths A/B change nothing a stock user sees.
 #![warn(missing_docs)]
 
+pub mod attacker;
 pub mod audit;
 pub mod config;
 pub mod ddp;
 pub mod faults;
+pub mod flood;
 pub mod mitm;
 pub mod ratelimit;
 pub mod rules;
 pub mod state;
 pub mod stock8;
+pub mod user_client;
 
 mod admin;
 mod conn;
@@ -37,6 +45,7 @@ mod server;
 mod sim;
 mod streams;
 
+pub use attacker::{AttackReport, ForgedSignal, Forgery, Route};
 pub use audit::{Audit, ClientRecord, StoredRecord, Transport};
 pub use config::{
     AckShape, Credential, DmConfig, Limit, Mode, RateLimitConfig, SimConfig, Status, UserConfig,

@@ -9,6 +9,10 @@
 //!   so each side sees a stock peer (a downgrade attempt).
 //!
 //! Native confirm frames (an `acknowledge` without `publicKey`) and `deny`/`end` pass unchanged.
+//!
+//! On servers without the 7.x relay the same signalling travels as `offer` and `answer` items of
+//! otrd envelopes on paths A and B (PROTOCOL.md §12); [`rewrite_envelope`] does the same to those
+//! (whole envelopes only: a fragmented handshake passes unchanged, and none is that large).
 
 use base64::Engine as _;
 use rand::RngCore;
@@ -69,6 +73,44 @@ pub fn rewrite(mode: MitmMode, event: &str, args: &mut [Value]) -> bool {
     if !payload.contains_key("publicKey") {
         return false;
     }
+    rewrite_payload(mode, &kind, payload)
+}
+
+/// Rewrites the `offer`/`answer` items of the otrd envelope in a path A (`stream-notify-room`)
+/// or path B (`stream-notify-room-users`) write; returns true when something was changed.
+pub fn rewrite_envelope(mode: MitmMode, stream: &str, args: &mut [Value]) -> bool {
+    if mode == MitmMode::Off {
+        return false;
+    }
+    let env = match stream {
+        "stream-notify-room" => args.get_mut(2),
+        "stream-notify-room-users" => args.get_mut(0),
+        _ => None,
+    }
+    .and_then(|extras| extras.get_mut("otrd"));
+    let Some(Value::Array(items)) = env.and_then(|e| e.get_mut("items")) else {
+        return false;
+    };
+    let mut changed = false;
+    for item in items {
+        let kind = match item.get("k").and_then(Value::as_str) {
+            Some("offer") => "handshake",
+            Some("answer") => "acknowledge",
+            _ => continue,
+        };
+        if let Some(Value::Object(payload)) = item.get_mut("p") {
+            changed |= rewrite_payload(mode, kind, payload);
+        }
+    }
+    changed
+}
+
+/// The rewrite of one `handshake` or `acknowledge` payload.
+fn rewrite_payload(
+    mode: MitmMode,
+    kind: &str,
+    payload: &mut serde_json::Map<String, Value>,
+) -> bool {
     match mode {
         MitmMode::Off => false,
         MitmMode::StripOffer => payload.remove("otrd").is_some(),
@@ -78,7 +120,9 @@ pub fn rewrite(mode: MitmMode, event: &str, args: &mut [Value]) -> bool {
             } else {
                 SERVER_KEY_ACKNOWLEDGE
             };
-            payload.insert("publicKey".into(), Value::String(key.to_owned()));
+            if payload.contains_key("publicKey") {
+                payload.insert("publicKey".into(), Value::String(key.to_owned()));
+            }
             if let Some(Value::Object(ext)) = payload.get_mut("otrd") {
                 for member in ["ik", "ek"] {
                     if ext.contains_key(member) {
@@ -132,5 +176,35 @@ mod tests {
             &mut other
         ));
         assert!(!rewrite(MitmMode::Off, "peer/otr", &mut other));
+    }
+
+    #[test]
+    fn strips_offers_inside_envelopes_on_both_paths() {
+        let env = json!({"v": 1, "from": "A", "room": "R", "run": "r", "seq": 1, "items": [
+            {"k": "offer", "p": {"roomId": "R", "publicKey": "{}", "otrd": {"v": 1}}},
+            {"k": "message", "p": {"id": "m", "msg": "x"}}]});
+        let mut a = vec![json!("alice"), json!([]), json!({"otrd": env.clone()})];
+        assert!(rewrite_envelope(
+            MitmMode::StripOffer,
+            "stream-notify-room",
+            &mut a
+        ));
+        assert!(a[2]["otrd"]["items"][0]["p"].get("otrd").is_none());
+        assert_eq!(a[2]["otrd"]["items"][1]["p"]["msg"], "x");
+        let mut b = vec![json!({"action": "otrd", "params": {}, "otrd": env})];
+        assert!(rewrite_envelope(
+            MitmMode::ReplaceKeys,
+            "stream-notify-room-users",
+            &mut b
+        ));
+        assert_eq!(
+            b[0]["otrd"]["items"][0]["p"]["publicKey"],
+            SERVER_KEY_HANDSHAKE
+        );
+        assert!(!rewrite_envelope(
+            MitmMode::Off,
+            "stream-notify-room-users",
+            &mut b
+        ));
     }
 }

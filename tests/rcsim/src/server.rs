@@ -192,6 +192,18 @@ impl SimHandle {
         self.sim.emit(collection, event, &args, None);
     }
 
+    /// The server as an attacker: forges `f` into the victim's stream (see [`crate::attacker`]).
+    /// Fails for unknown users or a room that cannot be found; `Forged::delivered` says how
+    /// many of the victim's connections were listening.
+    pub fn forge(&self, f: &crate::attacker::Forgery) -> anyhow::Result<crate::attacker::Forged> {
+        Ok(crate::attacker::forge::forge(&self.sim, f)?)
+    }
+
+    /// What the attacker forged, saw answered and decrypted so far.
+    pub fn attack_report(&self) -> crate::attacker::AttackReport {
+        self.sim.attacker.report()
+    }
+
     /// Switches the DDP rate limiter on or off.
     pub fn set_rate_limits(&self, enabled: bool) {
         self.sim

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::attacker::Attacker;
 use crate::audit::AuditLog;
 use crate::config::{ConfigError, SimConfig, Status};
 use crate::ddp::{self, now_ms};
@@ -28,6 +29,8 @@ pub struct Sim {
     pub faults: Faults,
     /// DDP method rate limiter.
     pub limiter: Mutex<RateLimiter>,
+    /// The server as an attacker: what it forged, saw and could decrypt (`attacker`).
+    pub attacker: Attacker,
     next_conn: AtomicU64,
 }
 
@@ -63,6 +66,7 @@ impl Sim {
             audit: AuditLog::default(),
             faults: Faults::default(),
             limiter,
+            attacker: Attacker::default(),
             next_conn: AtomicU64::new(1),
         })
     }

@@ -130,6 +130,10 @@ pub fn write(
             let allowed =
                 rules::allow_notify_room_write(&sim.cfg, &sim.lock(), &caller, event, args);
             if allowed {
+                let mut args = args.to_vec();
+                if crate::mitm::rewrite_envelope(sim.faults.mitm(), stream, &mut args) {
+                    sim.faults.count_mitm_rewrite();
+                }
                 sim.emit(stream, event, &json!(args), Some(conn));
             } else {
                 tracing::debug!(conn, "notify-room write refused");
@@ -139,6 +143,10 @@ pub fn write(
             let targets = rules::notify_room_users_targets(&sim.cfg, &sim.lock(), &caller, event);
             match targets {
                 Some(members) => {
+                    let mut args = args.to_vec();
+                    if crate::mitm::rewrite_envelope(sim.faults.mitm(), stream, &mut args) {
+                        sim.faults.count_mitm_rewrite();
+                    }
                     let (_, e) = rules::split_event(event);
                     for member in members {
                         sim.notify_user(&member, e, &json!(args));

@@ -88,6 +88,8 @@ pub fn call(
                 .with_details(json!({ "timeToReset": ms })),
         );
     }
+    // The server reads every call it accepts; the attacker keeps what OTR leaves in them.
+    sim.attacker.observe(uid.as_deref(), method, params);
     let ctx = Ctx { sim, conn, uid };
     match method {
         "login" => login::login(&ctx, params),
