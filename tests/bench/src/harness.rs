@@ -66,13 +66,24 @@ impl Daemon {
         auto_accept: bool,
         within: Duration,
     ) -> Result<Daemon> {
+        Self::start_with(url, username, auto_accept, "", within).await
+    }
+
+    /// [`Daemon::start`] with more config TOML after the `[policy]` table (e.g. `[transport]`).
+    pub async fn start_with(
+        url: &str,
+        username: &str,
+        auto_accept: bool,
+        extra_config: &str,
+        within: Duration,
+    ) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
                 "[server]\nurl = \"{url}\"\n\n[account]\nusername = \"{username}\"\npassword_command = \"printf %s pw\"\n\n\
-                 [policy]\nauto_accept = {auto_accept}\n"
+                 [policy]\nauto_accept = {auto_accept}\n\n{extra_config}\n"
             ),
         )?;
         let runtime = dir.path().join("run");
@@ -131,6 +142,11 @@ impl Daemon {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The process id (for `/proc/<pid>/stat`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A fresh client (its own connection).

@@ -3,20 +3,24 @@
 //! `scripts/bench [--quick] [--out FILE]` (or `cargo run -p otrd-bench --release -- …`). Every
 //! figure is a ratio against a reference measured in the same run; `--quick` runs each benchmark
 //! once, briefly, so CI keeps them compiling and working (it never fails on a figure);
-//! `--only crypto`, `--only ipc`, `--only e2e` or `--only scale` runs one section (a partial
-//! report, labelled as such).
+//! `--only crypto`, `--only ipc`, `--only e2e`, `--only scale` or `--only flood` runs one section
+//! (a partial report, labelled as such).
 //!
 //! Modules: `timing` (samplers), `anchors` (Node WebCrypto, openssl speed), `cases` (crypto
 //! fixtures shared with daemon/benches), `crypto`, `harness` (rcsim, otrd processes, clients),
-//! `ipc`, `e2e`, `scale`, `report`. OTRD_BENCH_LOG sets the daemons' RUST_LOG (default warn).
+//! `ipc`, `e2e`, `scale`, `realtime` (8.x relays), `flood` (a third user flooding path B, with
+//! native peers from `native_peers`), `report`. OTRD_BENCH_LOG sets the daemons' RUST_LOG
+//! (default warn).
 
 mod anchors;
 #[allow(dead_code)] // shared with daemon/benches/crypto.rs, which uses a different subset
 mod cases;
 mod crypto;
 mod e2e;
+mod flood;
 mod harness;
 mod ipc;
+mod native_peers;
 mod peers;
 mod realtime;
 mod report;
@@ -59,6 +63,12 @@ struct Args {
     /// Internal: how many peers the peer process runs.
     #[arg(long, hide = true)]
     peers: Option<usize>,
+    /// Internal: run as the flood case's native peers (otrd engines) against this rcsim URL.
+    #[arg(long, hide = true, requires = "peers")]
+    native_peers_of: Option<String>,
+    /// Internal: the first peer's index for `--native-peers-of`.
+    #[arg(long, hide = true, default_value_t = 0)]
+    peers_from: usize,
 }
 
 /// A section that `--only` can pick.
@@ -72,6 +82,8 @@ enum Section {
     E2e,
     /// Section 4: one daemon with many established sessions.
     Scale,
+    /// Section 6: a third user flooding path B (issue 15's budget).
+    Flood,
 }
 
 /// Sections 2–3 (daemons against rcsim): IPC unless `only` is `E2e`, end to end unless it is
@@ -141,6 +153,13 @@ async fn scale_section(
     Ok(())
 }
 
+/// Section 6: issue 15's budget under a path-B flood.
+async fn flood_section(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
+    eprintln!("otrd-bench: path-B flood…");
+    figures.extend(flood::run(quick).await?);
+    Ok(())
+}
+
 /// Section 5: issue 11's figures over the 8.x realtime relays.
 async fn realtime_section(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
     eprintln!("otrd-bench: Rocket.Chat 8.x relays…");
@@ -156,6 +175,13 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
             .block_on(peers::serve(url, n));
+    }
+    if let (Some(url), Some(n)) = (&args.native_peers_of, args.peers) {
+        return tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(native_peers::serve(url, args.peers_from, n));
     }
     let budget = if args.quick {
         Budget::QUICK
@@ -190,6 +216,9 @@ fn main() -> Result<()> {
         rt.block_on(load(args.quick, None, &mut figures))?;
         rt.block_on(realtime_section(args.quick, &mut figures))?;
     }
+    if matches!(only, None | Some(Section::Flood)) {
+        rt.block_on(flood_section(args.quick, &mut figures))?;
+    }
     if matches!(only, None | Some(Section::Scale)) {
         rt.block_on(scale_section(
             args.quick,
@@ -211,6 +240,7 @@ fn main() -> Result<()> {
             Some(Section::Ipc) => ", IPC section only (`--only ipc`)",
             Some(Section::E2e) => ", end-to-end section only (`--only e2e`)",
             Some(Section::Scale) => ", scale section only (`--only scale`)",
+            Some(Section::Flood) => ", path-B flood section only (`--only flood`)",
         },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         std::env::consts::ARCH,

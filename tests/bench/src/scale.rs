@@ -20,6 +20,16 @@ const S: &str = "Scale (one daemon, many established sessions)";
 /// Starts a legacy session from `daemon` to each of `peers` (64 in flight) and waits until the
 /// daemon reports them all established.
 pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> Result<()> {
+    establish_with(daemon, peers, SchemePreference::Legacy, within).await
+}
+
+/// [`establish`] with the given scheme (native peers on 8.x need `Native` or `Auto`).
+pub async fn establish_with(
+    daemon: &Daemon,
+    peers: &[String],
+    scheme: SchemePreference,
+    within: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + within;
     // One connection; HTTP/2 multiplexes the calls in flight.
     let client = daemon.client().await?;
@@ -29,7 +39,7 @@ pub async fn establish(daemon: &Daemon, peers: &[String], within: Duration) -> R
             let mut c = client.clone();
             let req = StartSessionRequest {
                 peer: peer(p),
-                scheme: SchemePreference::Legacy as i32,
+                scheme: scheme as i32,
             };
             set.spawn(async move { c.start_session(req).await.map(|_| ()) });
         }
