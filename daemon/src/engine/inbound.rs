@@ -393,11 +393,30 @@ impl Engine {
     }
 
     /// Feeds a network or timer input to a room's session and performs its outputs.
-    pub(super) fn drive(&mut self, room_id: &str, input: Input) {
+    /// Returns whether the input proved to come from the peer: it decrypted under the session's
+    /// keys (a message shown, or one of ours acknowledged).
+    pub(super) fn drive(&mut self, room_id: &str, input: Input) -> bool {
         match self.feed(room_id, input) {
-            Some(Ok(outputs)) => self.perform(room_id, outputs),
-            Some(Err(e)) => tracing::debug!(room = %room_id, error = %e, "input refused"),
-            None => {}
+            Some(Ok(outputs)) => {
+                let authentic = outputs.iter().any(|o| {
+                    matches!(
+                        o,
+                        Output::Event(
+                            EventKind::Message {
+                                direction: Direction::In,
+                                ..
+                            } | EventKind::Delivered { .. }
+                        )
+                    )
+                });
+                self.perform(room_id, outputs);
+                authentic
+            }
+            Some(Err(e)) => {
+                tracing::debug!(room = %room_id, error = %e, "input refused");
+                false
+            }
+            None => false,
         }
     }
 

@@ -184,11 +184,14 @@ impl Engine {
                 Inbound::Session {
                     room_id,
                     path,
+                    run,
                     input,
                 } => {
                     self.outbox_follows(&room_id, path);
-                    if self.ensure_session(&room_id).is_ok() {
-                        self.drive(&room_id, input);
+                    if self.ensure_session(&room_id).is_ok() && self.drive(&room_id, input) {
+                        // It decrypted: the run is the peer's, and a flood in its name on B
+                        // must not crowd it out of the room's budget.
+                        self.realtime.prove_run(&room_id, &run);
                     }
                 }
                 Inbound::ProbeRequest {

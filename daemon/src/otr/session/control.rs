@@ -378,6 +378,24 @@ impl Session {
     /// The `forged_signal` alarm: nothing changed, nothing was answered.
     pub(super) fn forged_signal(&mut self, what: &'static str, now: i64, out: &mut Vec<Output>) {
         tracing::warn!(room = %self.ctx.room_id, signal = what, "unproven signal for a native session ignored");
+        let Some(also) = self.report_allowed(what, now) else {
+            return;
+        };
+        let message = format!(
+            "ignored {} {what} claiming to come from {} ({}) that carries no proof from the native \
+             session: the server or another user forged it; the session is unchanged{also}",
+            if what.starts_with(['a', 'e']) { "an" } else { "a" },
+            self.ctx.peer_username,
+            self.ctx.peer_uid
+        );
+        out.push(self.alarm("forged_signal", message));
+    }
+
+    /// Whether a report of kind `what` (a `forged_signal` alarm per signal, a native
+    /// `decrypt_failed`) may go to front-ends now: a burst of [`FORGED_ALARM_BURST`], then one
+    /// per [`FORGED_ALARM_INTERVAL_MS`]. `Some(text)` says how many were held back since the last
+    /// (empty when none), to append to the report.
+    pub(super) fn report_allowed(&mut self, what: &'static str, now: i64) -> Option<String> {
         let bucket = self.forged_alarms.entry(what).or_insert(AlarmBucket {
             tokens: FORGED_ALARM_BURST,
             refilled_ms: now,
@@ -391,23 +409,13 @@ impl Session {
         }
         if bucket.tokens == 0 {
             bucket.suppressed = bucket.suppressed.saturating_add(1);
-            return;
+            return None;
         }
         bucket.tokens -= 1;
-        let more = std::mem::take(&mut bucket.suppressed);
-        let also = if more > 0 {
-            format!(" ({more} more since the last alarm)")
-        } else {
-            String::new()
-        };
-        let message = format!(
-            "ignored {} {what} claiming to come from {} ({}) that carries no proof from the native \
-             session: the server or another user forged it; the session is unchanged{also}",
-            if what.starts_with(['a', 'e']) { "an" } else { "a" },
-            self.ctx.peer_username,
-            self.ctx.peer_uid
-        );
-        out.push(self.alarm("forged_signal", message));
+        Some(match std::mem::take(&mut bucket.suppressed) {
+            0 => String::new(),
+            more => format!(" ({more} more since the last report)"),
+        })
     }
 
     /// Timers of an established session: a refresh or a new session that was not answered or

@@ -242,14 +242,20 @@ impl Session {
                 self.stashed.push(Value::Object(obj.clone()));
                 return;
             }
-            out.push(self.error_event(
-                "decrypt_failed",
-                format!(
-                    "could not decrypt a message from {}",
+            // Anyone can post frames that fail in a native session (path B, a forger): reported
+            // in bursts, so a flood cannot bury every front-end in errors.
+            let also = if self.live_native() {
+                self.report_allowed("decrypt_failed", now)
+            } else {
+                Some(String::new())
+            };
+            if let Some(also) = also {
+                let why = format!(
+                    "could not decrypt a message from {}{also}",
                     self.ctx.peer_username
-                ),
-                id,
-            ));
+                );
+                out.push(self.error_event("decrypt_failed", why, id));
+            }
             // A native frame that does not open is dropped (the ratchet is unchanged): anyone
             // can post one, so it must not end the session. Legacy keeps the stock behaviour.
             let native = matches!(self.cipher, Some(super::scheme::Cipher::Native { .. }));

@@ -45,6 +45,9 @@ pub const PATH_B_ANSWERS: Rate = Rate {
     per_sec: 0.1,
 };
 
+/// Proven runs remembered per room (one per connection of the peer's daemon, and it reconnects).
+pub const PROVEN_RUNS: usize = 4;
+
 /// One token bucket.
 #[derive(Debug, Clone)]
 pub struct Bucket {
@@ -79,6 +82,8 @@ impl Bucket {
 #[derive(Debug)]
 struct RoomBudget {
     bucket: Bucket,
+    /// The peer's runs proven genuine (newest last): their items are not counted.
+    proven: std::collections::VecDeque<String>,
     /// Dropped since the last summary.
     unreported: u64,
     /// When the last summary was written.
@@ -95,7 +100,7 @@ pub struct SessionBudgets {
 impl SessionBudgets {
     /// Whether one more item of `room_id` may go to its session; a refusal is counted and
     /// summarised (at warn level, without contents) at most every [`REPORT_EVERY_MS`].
-    pub fn admit(&mut self, room_id: &str, now_ms: i64) -> bool {
+    pub fn admit(&mut self, room_id: &str, run: &str, now_ms: i64) -> bool {
         let room = match self.rooms.get_mut(room_id) {
             Some(r) => r,
             None => self
@@ -103,10 +108,15 @@ impl SessionBudgets {
                 .entry(room_id.to_owned())
                 .or_insert_with(|| RoomBudget {
                     bucket: Bucket::full(SESSION_INPUTS, now_ms),
+                    proven: std::collections::VecDeque::new(),
                     unreported: 0,
                     reported_ms: None,
                 }),
         };
+        if room.proven.iter().any(|r| r == run) {
+            // The peer's own run (see `prove`): a forger writing in its name cannot starve it.
+            return true;
+        }
         if room.bucket.take(SESSION_INPUTS, now_ms) {
             return true;
         }
@@ -126,6 +136,21 @@ impl SessionBudgets {
             room.reported_ms = Some(now_ms);
         }
         false
+    }
+
+    /// Marks `run` as the genuine peer's (an item of it decrypted): its items bypass the room's
+    /// bucket. A few runs per room are remembered (a peer starts a new run per connection).
+    pub fn prove(&mut self, room_id: &str, run: &str) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return; // nothing was admitted for this room, so nothing was proven either
+        };
+        if room.proven.iter().any(|r| r == run) {
+            return;
+        }
+        if room.proven.len() >= PROVEN_RUNS {
+            room.proven.pop_front();
+        }
+        room.proven.push_back(run.to_owned());
     }
 
     /// Items dropped over the budget since start.
@@ -161,11 +186,11 @@ mod tests {
     fn a_flood_is_cut_to_the_rate_while_the_peers_largest_burst_passes() {
         let mut budgets = SessionBudgets::default();
         // The real peer's 300-line paste with the acks for ours, all at once.
-        assert!((0..600).all(|_| budgets.admit("R", 0)));
+        assert!((0..600).all(|_| budgets.admit("R", "peer", 0)));
         // Right after, a forger's 1,000 items a second for 10 s: only the rate gets through.
         let mut admitted = 0;
         for ms in 0..10_000 {
-            if budgets.admit("R", ms) {
+            if budgets.admit("R", "forged", ms) {
                 admitted += 1;
             }
         }
@@ -173,6 +198,31 @@ mod tests {
         assert!(admitted <= most, "{admitted} > {most}");
         assert_eq!(budgets.dropped(), 10_000 - admitted as u64);
         // Another room has its own budget.
-        assert!(budgets.admit("S", 11_000));
+        assert!(budgets.admit("S", "peer", 11_000));
+    }
+
+    #[test]
+    fn a_proven_run_is_not_starved_by_a_flood_in_its_name() {
+        let mut budgets = SessionBudgets::default();
+        assert!(budgets.admit("R", "peer", 0));
+        budgets.prove("R", "peer");
+        // A forger claiming the peer, in runs of its own, spends the whole bucket...
+        for ms in 0..5_000 {
+            budgets.admit("R", &format!("forged{}", ms % 7), ms);
+        }
+        assert!(!budgets.admit("R", "forged0", 5_000));
+        // ...and the peer's proven run still gets every item through.
+        assert!((0..1_000).all(|i| budgets.admit("R", "peer", 5_000 + i)));
+        // Proving is per room, and only a few runs are remembered.
+        assert!(!budgets.admit("R", "unproven", 5_000));
+        for run in ["a", "b", "c", "d"] {
+            budgets.prove("R", run);
+        }
+        assert!(
+            !budgets.admit("R", "peer", 5_000),
+            "the oldest proven run was forgotten"
+        );
+        budgets.prove("S", "peer");
+        assert!(budgets.admit("S", "peer", 5_000));
     }
 }

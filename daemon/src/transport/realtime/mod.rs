@@ -70,6 +70,10 @@ pub enum Inbound {
         room_id: String,
         /// The path it came on.
         path: Path,
+        /// The sender's run it came in: once an item of it proved genuine (it decrypted), the
+        /// engine calls [`Realtime::prove_run`] and the run no longer shares the room's budget
+        /// with forgers.
+        run: String,
         /// The input.
         input: Input,
     },
@@ -195,6 +199,14 @@ impl Realtime {
         self.answers.allow(room_id, path, now_ms)
     }
 
+    /// Marks `run` of `room_id` as the genuine peer's: an item of it decrypted under the
+    /// session's keys. A third user cannot read the peer's frames, so cannot learn the run (64
+    /// random bits) to borrow its standing; the server could, but the server can drop anything
+    /// anyway.
+    pub fn prove_run(&mut self, room_id: &str, run: &str) {
+        self.budgets.prove(room_id, run);
+    }
+
     /// What the inbound checks refused so far.
     pub fn counts(&self) -> InboundCounts {
         InboundCounts {
@@ -278,9 +290,10 @@ impl Realtime {
         let budgets = &mut self.budgets;
         let out: Vec<Inbound> = items
             .into_iter()
-            .filter_map(|item| to_inbound(&room, path, my_uid, item, now_ms))
+            .filter_map(|item| to_inbound(&room, path, my_uid, &env.run, item, now_ms))
             .filter(|i| {
-                !matches!(i, Inbound::Session { .. }) || budgets.admit(&room.room_id, now_ms)
+                !matches!(i, Inbound::Session { .. })
+                    || budgets.admit(&room.room_id, &env.run, now_ms)
             })
             .collect();
         if chosen.is_none() && out.iter().any(|i| matches!(i, Inbound::Session { .. })) {
@@ -295,6 +308,7 @@ fn to_inbound(
     room: &KnownRoom,
     path: Path,
     my_uid: &str,
+    run: &str,
     item: Item,
     now_ms: i64,
 ) -> Option<Inbound> {
@@ -302,6 +316,7 @@ fn to_inbound(
     let signal = |kind| Inbound::Session {
         room_id: room_id.clone(),
         path,
+        run: run.to_owned(),
         input: Input::Signal {
             kind,
             payload: item.p.clone(),
@@ -322,6 +337,7 @@ fn to_inbound(
             Inbound::Session {
                 room_id,
                 path,
+                run: run.to_owned(),
                 input: Input::RoomMessage { message },
             }
         }
@@ -333,6 +349,7 @@ fn to_inbound(
             Inbound::Session {
                 room_id,
                 path,
+                run: run.to_owned(),
                 input: Input::RoomMessage { message },
             }
         }

@@ -183,7 +183,7 @@ fn a_flood_of_forgeries_raises_a_bounded_number_of_alarms() {
         .expect("input");
     let alarm = alarms_of(&out, "forged_signal");
     assert!(
-        alarm[0].contains("more since the last alarm"),
+        alarm[0].contains("more since the last report"),
         "{}",
         alarm[0]
     );
@@ -731,4 +731,27 @@ fn messages_under_refreshed_keys_that_overtake_the_confirmation_are_not_lost() {
         out.iter().any(|o| matches!(o, Output::SendAck { .. })),
         "and acknowledged"
     );
+}
+
+#[test]
+fn a_flood_of_undecryptable_frames_is_reported_in_bursts_and_changes_nothing() {
+    let mut r = native_pair();
+    let mut reported = 0;
+    for i in 0..200 {
+        let bogus = r.server_message(
+            Side::A,
+            &format!("bogus{i:012}"),
+            r#"{"$binary":"AgAAAQAAAAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#,
+        );
+        let out = r
+            .direct(Side::B, Input::RoomMessage { message: bogus })
+            .expect("in");
+        reported += error_codes(&out)
+            .iter()
+            .filter(|c| *c == "decrypt_failed")
+            .count();
+    }
+    assert_eq!(reported, 5, "a burst, then held back");
+    assert_eq!(r.b.state(), SessionState::Established);
+    assert_usable(&mut r);
 }
