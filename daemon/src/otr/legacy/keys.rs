@@ -54,9 +54,15 @@ impl EphemeralKeyPair {
     /// WebCrypto and the `p256` crate do), straight from the kernel into locked memory. `rng`
     /// is not used for the scalar (see [`crate::secure::fill_private`]).
     pub fn generate(_rng: &mut (impl RngCore + CryptoRng)) -> Result<Self, LegacyError> {
+        Self::generate_with(crate::secure::fill_private)
+    }
+
+    /// [`Self::generate`] with the private scalars drawn by `draw` (the kernel in production; a
+    /// rigged source in the tests of the redraw rule).
+    pub(crate) fn generate_with(mut draw: impl FnMut(&mut [u8])) -> Result<Self, LegacyError> {
         for _ in 0..MAX_DRAWS {
             let mut bytes = [0u8; 32];
-            crate::secure::fill_private(&mut bytes);
+            draw(&mut bytes);
             // `LockedKey::new` wipes the stack copy.
             match Self::from_private_bytes(LockedKey::new(&mut bytes)) {
                 Err(LegacyError::InvalidPrivateKey) => continue,

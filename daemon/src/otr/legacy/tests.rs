@@ -485,16 +485,18 @@ impl rand::CryptoRng for Rigged {}
 #[test]
 fn generation_redraws_out_of_range_scalars_and_gives_up_cleanly() {
     // Two draws ≥ n, then a valid one: the pair is the third draw's.
-    let pair = EphemeralKeyPair::generate(&mut Rigged { bad: 2, next: 0 }).expect("third draw");
+    let mut rigged = Rigged { bad: 2, next: 0 };
+    let pair = EphemeralKeyPair::generate_with(|b| rand::RngCore::fill_bytes(&mut rigged, b))
+        .expect("third draw");
     let expected = EphemeralKeyPair::from_private_bytes(locked32(&[1u8; 32])).expect("valid");
     assert_eq!(pair.public_jwk(), expected.public_jwk());
     // A generator that never yields a scalar: an error, not a loop or a panic.
+    let mut never = Rigged {
+        bad: usize::MAX,
+        next: 0,
+    };
     assert_eq!(
-        EphemeralKeyPair::generate(&mut Rigged {
-            bad: usize::MAX,
-            next: 0
-        })
-        .err(),
+        EphemeralKeyPair::generate_with(|b| rand::RngCore::fill_bytes(&mut never, b)).err(),
         Some(LegacyError::KeyGeneration)
     );
 }
