@@ -2,7 +2,9 @@
 //!
 //! `proto/otrd/v1/otrd.proto` is the source of truth; this crate only compiles it (with `protox`,
 //! no system `protoc`) and re-exports the generated types, the tonic client and server, and the
-//! encoded file descriptor set that the daemon hands to tonic-reflection.
+//! encoded file descriptor set that the daemon hands to tonic-reflection. [`socket`] is the
+//! client side of the Unix socket that every front-end shares: where it is and whether the daemon
+//! on it is the user's own.
 #![allow(missing_docs)]
 
 /// Generated code for package `otrd.v1`.
@@ -13,6 +15,8 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/otrd_v1_descriptor.bin"));
 }
+
+pub mod socket;
 
 /// The API version this crate speaks; bumped on any incompatible change to `otrd.v1`.
 pub const API_VERSION: u32 = 1;

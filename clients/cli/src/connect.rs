@@ -1,72 +1,40 @@
 //! The gRPC channel to otrd over its Unix socket.
 //!
-//! The socket path follows the daemon's rule: `--socket`, else `$OTRD_SOCKET`, else
-//! `$XDG_RUNTIME_DIR/otrd/otrd.sock`, else `$TMPDIR/otrd-<uid>/otrd.sock` (otrd's `config::paths` owns the same rule for the daemon).
+//! Where the socket is and whether the daemon on it is the user's own is decided by the rule all
+//! front-ends share, [`otrd_proto::socket`]: `--socket`, else `$OTRD_SOCKET`, else
+//! `$XDG_RUNTIME_DIR/otrd/otrd.sock`, else `$TMPDIR/otrd-$UID/otrd.sock`; the directory must be
+//! ours and 0700 (not a symlink), the socket ours, and the process serving it ours
+//! (`SO_PEERCRED`) — all checked before a request is written.
 
 use crate::error::CliError;
-use hyper_util::rt::TokioIo;
+use otrd_proto::socket::{self, SocketError};
 use otrd_proto::v1::otrd_client::OtrdClient;
 use std::path::{Path, PathBuf};
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
-use tower::service_fn;
+use tonic::transport::Channel;
 
-/// The socket path from `--socket`/`$OTRD_SOCKET` (clap merges both into `explicit`) or
-/// `$XDG_RUNTIME_DIR`.
+/// The socket path from `--socket`/`$OTRD_SOCKET` (clap merges both into `explicit`),
+/// `$XDG_RUNTIME_DIR` or the `$TMPDIR` fallback.
 pub fn socket_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
-    if let Some(p) = explicit.filter(|p| !p.as_os_str().is_empty()) {
-        return Ok(p.to_path_buf());
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => Ok(PathBuf::from(dir).join("otrd").join("otrd.sock")),
-        // Same per-user fallback as the daemon (`config::paths::fallback_socket`).
-        None => Ok(std::env::temp_dir()
-            .join(format!("otrd-{}", rustix::process::geteuid().as_raw()))
-            .join("otrd.sock")),
-    }
+    Ok(socket::default_path(explicit))
 }
 
-/// Connects to the daemon at `path` now (not lazily), so a missing daemon is reported before
-/// any command runs.
+/// Connects to the daemon at `path` now (not lazily), so a missing or untrusted daemon is
+/// reported before any command runs.
 pub async fn connect(path: &Path) -> Result<OtrdClient<Channel>, CliError> {
     Ok(OtrdClient::new(channel(path).await?))
 }
 
-/// A channel to the daemon at `path`, for any service it serves (health, reflection too).
+/// A checked channel to the daemon at `path`, for any service it serves (health, reflection too).
 pub async fn channel(path: &Path) -> Result<Channel, CliError> {
-    let socket = path.to_path_buf();
-    // The URI is required by the API but unused: every connection goes to the socket.
-    let endpoint = Endpoint::from_static("http://otrd.localhost");
-    endpoint
-        .connect_with_connector(service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .map_err(|e| classify(path, &e))
+    socket::channel(path).await.map_err(CliError::from)
 }
 
-/// A missing or refusing socket means no daemon; anything else is a connection problem.
-fn classify(path: &Path, err: &(dyn std::error::Error + 'static)) -> CliError {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                    CliError::NotRunning {
-                        path: path.to_path_buf(),
-                    }
-                }
-                _ => CliError::Connect {
-                    path: path.to_path_buf(),
-                    reason: io.to_string(),
-                },
-            };
+impl From<SocketError> for CliError {
+    fn from(err: SocketError) -> Self {
+        match err {
+            SocketError::NotRunning { path } => CliError::NotRunning { path },
+            SocketError::Untrusted { path, reason } => CliError::Untrusted { path, reason },
+            SocketError::Connect { path, reason } => CliError::Connect { path, reason },
         }
-        cause = e.source();
-    }
-    CliError::Connect {
-        path: path.to_path_buf(),
-        reason: err.to_string(),
     }
 }

@@ -24,6 +24,15 @@ pub enum CliError {
         /// The socket tried.
         path: PathBuf,
     },
+    /// Something listens where the daemon should, but it is not provably the user's own: the
+    /// directory, the socket or the serving process belongs to someone else. Nothing was sent.
+    #[error("refusing to talk to {path}: {reason}; nothing was sent")]
+    Untrusted {
+        /// The socket tried.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The socket exists but could not be used.
     #[error("cannot connect to otrd at {path}: {reason}")]
     Connect {

@@ -181,7 +181,11 @@ async fn send_reads_the_text_from_stdin() {
 #[tokio::test]
 async fn no_daemon_exits_2_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = otrctl(&dir.path().join("none.sock"), &["status"]).await;
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).expect("mkdir");
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    let out = otrctl(&run.join("none.sock"), &["status"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("otrd is not running"),
@@ -219,8 +223,11 @@ async fn another_uid_is_refused_with_permission_denied() {
     server.stop().await;
 }
 
-/// As root: a genuinely different user (nobody, via setpriv) reaches the socket — the test opens
-/// the directory and socket to everyone on purpose — and is still refused by the credential check.
+/// As root: a genuinely different user (nobody, via setpriv) can reach the socket — the test opens
+/// the directory and socket to everyone on purpose — but its otrctl refuses the daemon first: the
+/// directory is not nobody's (the client-side rule, `otrd_proto::socket`). The server's own
+/// credential check is `another_uid_is_refused_with_permission_denied` above; the client-side
+/// traps are in `untrusted_socket.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_of_another_user_is_refused() {
     use std::os::unix::fs::PermissionsExt;
@@ -260,8 +267,11 @@ async fn a_process_of_another_user_is_refused() {
         .expect("setpriv runs");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("permission denied"), "{stderr}");
-    assert!(stderr.contains("from uid 65534"), "{stderr}");
+    assert!(stderr.contains("refusing to talk to"), "{stderr}");
+    assert!(
+        stderr.contains("belongs to uid 0, not to you (uid 65534)"),
+        "{stderr}"
+    );
     server.stop().await;
 }
 

@@ -1,5 +1,5 @@
-//! `otrd-gui`: the desktop window. Finds the daemon's socket (`$OTRD_SOCKET` or
-//! `$XDG_RUNTIME_DIR/otrd/otrd.sock`), runs the gRPC worker on a small tokio runtime and the
+//! `otrd-gui`: the desktop window. Finds the daemon's socket (`$OTRD_SOCKET`,
+//! `$XDG_RUNTIME_DIR/otrd/otrd.sock` or `$TMPDIR/otrd-$UID/otrd.sock`, see [`socket`]), runs the gRPC worker on a small tokio runtime and the
 //! window on the main thread. Keeps nothing on disk.
 
 use eframe::egui;
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let socket = socket::default_path()?;
+    let socket = socket::default_path();
     let script = Script::from_env()?;
     let outcome = script.as_ref().map(|s| s.outcome.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()

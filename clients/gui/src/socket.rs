@@ -1,53 +1,22 @@
-//! Where the daemon's API socket is, and a tonic channel over it.
+//! Where the daemon's API socket is, and a checked tonic channel over it: the rule every
+//! front-end shares, [`otrd_proto::socket`] — `$OTRD_SOCKET`, else
+//! `$XDG_RUNTIME_DIR/otrd/otrd.sock`, else `$TMPDIR/otrd-$UID/otrd.sock` (as the daemon and
+//! `otrctl` resolve it); the directory ours and 0700, the socket ours and the serving process ours,
+//! all checked before the window sends anything.
 
 use otrd_proto::v1::otrd_client::OtrdClient;
 use std::path::{Path, PathBuf};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
-/// Why the socket could not be found or dialled.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// Neither `$OTRD_SOCKET` nor `$XDG_RUNTIME_DIR` is set.
-    #[error("cannot find the otrd socket: set OTRD_SOCKET or XDG_RUNTIME_DIR")]
-    NoPath,
-    /// Connecting failed (daemon not running, permission denied, ...).
-    #[error("connecting to {path}: {source}")]
-    Connect {
-        /// The socket path.
-        path: String,
-        /// What tonic said.
-        source: tonic::transport::Error,
-    },
+pub use otrd_proto::socket::SocketError;
+
+/// The socket path from the environment.
+pub fn default_path() -> PathBuf {
+    otrd_proto::socket::default_path(None)
 }
 
-/// The socket path: `$OTRD_SOCKET`, else `$XDG_RUNTIME_DIR/otrd/otrd.sock` (as the daemon and
-/// `otrctl` resolve it).
-pub fn default_path() -> Result<PathBuf, SocketError> {
-    if let Some(p) = std::env::var_os("OTRD_SOCKET").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|p| !p.is_empty())
-        .map(|dir| PathBuf::from(dir).join("otrd").join("otrd.sock"))
-        .ok_or(SocketError::NoPath)
-}
-
-/// A gRPC client on the Unix socket at `path`; fails fast when nobody listens there.
+/// A gRPC client on the Unix socket at `path`, once the daemon there is known to be the user's
+/// own; fails fast when nobody listens there.
 pub async fn connect(path: &Path) -> Result<OtrdClient<Channel>, SocketError> {
-    let owned = path.to_owned();
-    // The URI is a placeholder: the connector dials the socket and ignores it.
-    let channel = Endpoint::from_static("http://[::]:50051")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = owned.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .map_err(|source| SocketError::Connect {
-            path: path.display().to_string(),
-            source,
-        })?;
-    Ok(OtrdClient::new(channel))
+    otrd_proto::socket::connect(path).await
 }

@@ -89,12 +89,10 @@ pub fn socket_path_from(
     }
 }
 
-/// The socket path when there is no `XDG_RUNTIME_DIR`: `$TMPDIR/otrd-<uid>/otrd.sock`. otrctl
-/// follows the same rule.
+/// The socket path when there is no `XDG_RUNTIME_DIR`: `$TMPDIR/otrd-<uid>/otrd.sock`, from the
+/// rule every front-end uses ([`otrd_proto::socket::fallback_path`]), so they look where we bind.
 pub fn fallback_socket(uid: u32) -> PathBuf {
-    std::env::temp_dir()
-        .join(format!("otrd-{uid}"))
-        .join("otrd.sock")
+    otrd_proto::socket::fallback_path(&std::env::temp_dir(), uid)
 }
 
 /// Creates `dir` (and missing parents) with mode 0700, then checks that it is a real directory

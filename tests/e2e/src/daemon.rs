@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 /// Path of a workspace binary (`otrd`, `otrctl`, `rcsim`) next to the running test executable.
 /// The test command builds them first (`cargo build --workspace --bins`).
@@ -158,20 +158,10 @@ impl Drop for Daemon {
     }
 }
 
-/// A tonic channel over a Unix socket.
+/// A client on `socket` by the rule every front-end uses ([`otrd_proto::socket`]): the directory,
+/// the socket and the serving process must be ours before a byte is sent.
 pub async fn connect(socket: &Path) -> anyhow::Result<OtrdClient<Channel>> {
-    let path = socket.to_owned();
-    // The URI is a placeholder: the connector below ignores it and dials the socket.
-    let channel = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await?;
-    Ok(OtrdClient::new(channel))
+    Ok(otrd_proto::socket::connect(socket).await?)
 }
 
 /// A config file for a daemon logging in to `url` as `user` with `password`.

@@ -2,7 +2,8 @@
 //! refused with PERMISSION_DENIED on every service.
 //!
 //! The refusal is driven by telling the real server to expect a different uid than ours; the
-//! process test in `clients/cli/tests/` also connects as a genuinely different user when root.
+//! process test in `clients/cli/tests/` runs otrctl as a genuinely different user when root (its
+//! client refuses first: the socket directory is not its own).
 
 use otrd::api::ServeOptions;
 use otrd_e2e::api::{real_engine, ApiServer};

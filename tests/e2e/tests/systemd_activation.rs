@@ -23,7 +23,11 @@ async fn socket_activation_and_ready_notification() -> anyhow::Result<()> {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
-    let activated = dir.path().join("activated.sock");
+    // The socket's directory is private, as systemd's DirectoryMode=0700 makes it: clients refuse
+    // any other.
+    let run = dir.path().join("run");
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&run)?;
+    let activated = run.join("activated.sock");
     // A different --socket path: if otrd bound it itself instead of taking fd 3, the activated
     // socket would never answer.
     let unused = dir.path().join("not-used").join("otrd.sock");

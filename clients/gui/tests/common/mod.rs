@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use otrd::engine::{Direction, EngineHandle, EventKind, PeerRef, SchemePreference, SessionState};
 use otrd::secure::SecretString;
 use otrd_gui::model::{Update, ViewModel};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -30,10 +30,23 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Starts everything and waits until `me` is logged in and sees the room with `echo`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|dir| dir.join("otrd").join("otrd.sock")).await
+    }
+
+    /// [`TestDaemon::start`] with the socket at `socket(dir)` for the test's private directory
+    /// `dir`; the socket's own directory is created 0700, as the daemon makes it.
+    pub async fn start_with(socket: impl FnOnce(&Path) -> PathBuf) -> anyhow::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
         let demo = otrd::demo::start().await?;
         let (engine, engine_task) = otrd::engine::spawn(demo.engine_config.clone());
         let dir = tempfile::tempdir()?;
-        let socket = dir.path().join("otrd.sock");
+        let socket = socket(dir.path());
+        if let Some(parent) = socket.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+        }
         let mut d = Self {
             socket,
             engine,
@@ -45,6 +58,11 @@ impl TestDaemon {
         d.start_server()?;
         d.wait_for_echo_room().await?;
         Ok(d)
+    }
+
+    /// The test's private directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Serves the API on the socket (again).
