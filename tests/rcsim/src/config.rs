@@ -3,6 +3,9 @@
 //! Loaded from TOML by the binary or built in Rust by tests (`SimConfig::demo()`).
 
 use std::fmt;
+use std::path::PathBuf;
+
+pub mod totp;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -130,6 +133,20 @@ pub struct UserConfig {
     /// Status the user shows while connected (`UserPresence:setDefaultStatus`); `offline` = invisible.
     #[serde(default)]
     pub default_status: Status,
+    /// Authenticator-app 2FA: the TOTP secret (its bytes; codes per RFC 6238, see [`totp`]).
+    #[serde(default)]
+    pub totp_secret: Option<Credential>,
+    /// E-mail 2FA: codes are "sent" to the simulator's `email_outbox`.
+    #[serde(default)]
+    pub email_2fa: bool,
+    /// An LDAP-only account: no local password (`password` is the directory's); a DDP password
+    /// login says "User has no password set", the LDAP form and a REST login (with the server's
+    /// LDAP rewrite, `ldap_enable`) work.
+    #[serde(default)]
+    pub ldap: bool,
+    /// Session tokens that expired (a resume with one is refused as on a real server).
+    #[serde(default)]
+    pub expired_tokens: Vec<Credential>,
 }
 
 impl UserConfig {
@@ -142,6 +159,10 @@ impl UserConfig {
             password: Credential::new(password),
             personal_access_tokens: Vec::new(),
             default_status: Status::Online,
+            totp_secret: None,
+            email_2fa: false,
+            ldap: false,
+            expired_tokens: Vec::new(),
         }
     }
 }
@@ -241,6 +262,21 @@ pub struct SimConfig {
     pub users: Vec<UserConfig>,
     /// DM rooms.
     pub dms: Vec<DmConfig>,
+    /// Setting `LDAP_Enable`: REST user/password logins are rewritten to the LDAP form.
+    pub ldap_enable: bool,
+    /// No REST `/api/v1/login` (404): clients must log in over DDP.
+    pub no_rest_login: bool,
+    /// An EE-style DDP endpoint (the microservices' `ddp-streamer`): `login` accepts only
+    /// `{resume}`.
+    pub ddp_resume_only: bool,
+    /// The 9.0 mode: DDP carries only `login {resume}`, `logout`, the `stream-*` methods and
+    /// `UserPresence:*` (plus, in 7.x mode, the OTR relay's methods, which have no REST twin);
+    /// every other method answers "method not found". `/api/info` says 9.0.0 in 8.x mode.
+    pub rest_only_ddp: bool,
+    /// Where e-mail 2FA codes are "sent": `<dir>/<username>.code` holds the latest.
+    pub email_outbox: Option<PathBuf>,
+    /// Setting `Accounts_TwoFactorAuthentication_Max_Invalid_Email_Code_Attempts`.
+    pub email_code_max_attempts: u32,
 }
 
 impl Default for SimConfig {
@@ -258,6 +294,12 @@ impl Default for SimConfig {
             rate_limits: RateLimitConfig::default(),
             users: Vec::new(),
             dms: Vec::new(),
+            ldap_enable: false,
+            no_rest_login: false,
+            ddp_resume_only: false,
+            rest_only_ddp: false,
+            email_outbox: None,
+            email_code_max_attempts: 5,
         }
     }
 }
@@ -292,6 +334,7 @@ impl SimConfig {
         match (&self.version, self.mode) {
             (Some(v), _) => v.clone(),
             (None, Mode::V7) => "7.10.0".to_string(),
+            (None, Mode::V8) if self.rest_only_ddp => "9.0.0".to_string(),
             (None, Mode::V8) => "8.0.0".to_string(),
         }
     }

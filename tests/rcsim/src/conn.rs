@@ -203,7 +203,12 @@ fn method(sim: &Sim, conn: ConnId, tx: &UnboundedSender<Out>, msg: &Value) {
         );
         return;
     };
-    let frame = match methods::call(sim, conn, name, &params) {
+    // The 9.0 mode: methods moved to REST are gone from DDP.
+    let outcome = match crate::rest::auth::ddp_refuses(sim, name) {
+        Some(e) => Err(e),
+        None => methods::call(sim, conn, name, &params),
+    };
+    let frame = match outcome {
         Ok(value) => ddp::result(id, value),
         Err(e) => ddp::result_error(id, &e),
     };

@@ -1,6 +1,7 @@
 //! The REST API under `/api`: `info`, `v1/settings.public`, `v1/chat.otr` (7.x only),
 //! `v1/im.list`, `v1/im.create`, `v1/rooms.info`, `v1/rooms.get`, `v1/users.info`,
-//! `v1/users.presence`, `v1/subscriptions.get`, `v1/me`, `v1/login`. Authenticated calls carry
+//! `v1/users.presence`, `v1/subscriptions.get`, `v1/me`, `v1/login` (with the server's LDAP and
+//! two-factor handling, `rest::auth`). Authenticated calls carry
 //! `X-User-Id` and `X-Auth-Token` (the DDP login token works, as on a real server).
 
 use std::collections::HashMap;
@@ -18,6 +19,8 @@ use crate::config::Mode;
 use crate::ddp::{date, now_ms, random_id};
 use crate::methods::rooms as rooms_api;
 use crate::sim::Sim;
+
+pub(crate) mod auth;
 
 type Q = Query<HashMap<String, String>>;
 
@@ -300,42 +303,38 @@ async fn me(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     }
 }
 
-/// REST login (`{user, password}` plain or `{resume}`); does not make the user online.
+/// REST login: the body rewritten as the server's `loginCompatibility` does (LDAP, `code`),
+/// then the same checks as DDP `login`; errors are 401 with the login error's `error`,
+/// `details` and `message`. Does not make the user online.
 async fn login(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    let unauthorized = || {
-        reply(
-            StatusCode::UNAUTHORIZED,
-            json!({ "status": "error", "error": "Unauthorized", "message": "Unauthorized" }),
-        )
-    };
-    if sim.faults.refuse_logins() {
-        return unauthorized();
+    if sim.cfg.no_rest_login {
+        return not_found();
     }
-    let Ok(b) = serde_json::from_slice::<Value>(&body) else {
-        return unauthorized();
+    let unauthorized = |body: Value| reply(StatusCode::UNAUTHORIZED, body);
+    if sim.faults.refuse_logins() {
+        return unauthorized(auth::rest_error(&crate::ddp::MeteorError::new(
+            403,
+            "Login forbidden",
+        )));
+    }
+    let Ok(Value::Object(b)) = serde_json::from_slice::<Value>(&body) else {
+        return fail("Invalid body", None);
+    };
+    let opts = auth::rest_options(&sim, &b);
+    let granted = match auth::check(&sim, &opts, false) {
+        Ok(g) => g,
+        Err(e) => return unauthorized(auth::rest_error(&e)),
     };
     let mut st = sim.lock();
-    let uid = if let Some(resume) = b.get("resume").and_then(Value::as_str) {
-        st.token(resume).map(|t| t.uid.clone())
-    } else {
-        let name = b
-            .get("user")
-            .or_else(|| b.get("username"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let pw = b.get("password").and_then(Value::as_str).unwrap_or("");
-        st.user_by_name(name)
-            .filter(|u| u.password.expose() == pw)
-            .map(|u| u.id.clone())
+    let token = match granted.resumed {
+        Some(t) => t,
+        None => st.issue_token(&granted.uid).0,
     };
-    let Some(uid) = uid else {
-        return unauthorized();
-    };
-    let (token, _) = st.issue_token(&uid);
-    let me = st.user_doc(&uid).unwrap_or(Value::Null);
+    let me = st.user_doc(&granted.uid).unwrap_or(Value::Null);
+    tracing::info!(uid = %granted.uid, kind = granted.kind, "REST login");
     reply(
         StatusCode::OK,
-        json!({ "status": "success", "data": { "userId": uid, "authToken": token.expose(), "me": me } }),
+        json!({ "status": "success", "data": { "userId": granted.uid, "authToken": token.expose(), "me": me } }),
     )
 }
 

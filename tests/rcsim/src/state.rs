@@ -40,6 +40,14 @@ pub struct User {
     pub forced_status: Option<Status>,
     /// Last status broadcast, to emit only changes.
     pub announced: Status,
+    /// Authenticator-app 2FA secret.
+    pub totp_secret: Option<Credential>,
+    /// E-mail 2FA on.
+    pub email_2fa: bool,
+    /// LDAP-only account (no local password).
+    pub ldap: bool,
+    /// The e-mail code outstanding: (code, expiry ms, wrong attempts).
+    pub email_code: Option<(Credential, i64, u32)>,
 }
 
 /// A login token (session or personal access token), stored hashed like Meteor does.
@@ -153,6 +161,16 @@ impl State {
         {
             return Err(StateError::UserExists(cfg.username.clone()));
         }
+        for expired in &cfg.expired_tokens {
+            self.tokens.insert(
+                sha256_hex(expired.expose()),
+                TokenEntry {
+                    uid: id.clone(),
+                    personal: false,
+                    expires_ms: now_ms() - 1,
+                },
+            );
+        }
         for pat in &cfg.personal_access_tokens {
             self.tokens.insert(
                 sha256_hex(pat.expose()),
@@ -171,6 +189,10 @@ impl State {
             default_status: cfg.default_status,
             forced_status: None,
             announced: Status::Offline,
+            totp_secret: cfg.totp_secret.clone(),
+            email_2fa: cfg.email_2fa,
+            ldap: cfg.ldap,
+            email_code: None,
         });
         Ok(id)
     }
@@ -371,6 +393,7 @@ impl State {
             "active": true,
             "type": "user",
             "roles": ["user"],
+            "ldap": u.ldap,
         }))
     }
 
