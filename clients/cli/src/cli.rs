@@ -113,6 +113,13 @@ pub enum Command {
         /// Accept only this fingerprint (refused if the session has another key).
         fingerprint: Option<String>,
     },
+    /// Supply the two-factor code the daemon's login waits for (`otrctl status` says
+    /// "two-factor code required (totp|email)"). Without CODE (or with `-`) the code is read from
+    /// stdin, which keeps it off the command line; a code is single-use either way.
+    Login {
+        /// The code from your authenticator app or e-mail; omit to be asked.
+        code: Option<String>,
+    },
     /// Bridge JSON lines on stdin/stdout to the API, for editors and scripts.
     ///
     /// Each input line `{"id":1,"method":"StartSession","params":{"peer":{"username":"bob"}}}`

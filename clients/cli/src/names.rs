@@ -44,7 +44,8 @@ pub fn trust(v: i32) -> Option<String> {
     }
 }
 
-/// `connecting`, `connected`, `reconnecting`, `auth_failed`, `disconnected`.
+/// `connecting`, `connected`, `reconnecting`, `auth_failed`, `disconnected`,
+/// `two_factor_required`.
 pub fn connection(v: i32) -> String {
     pb::ConnectionState::try_from(v)
         .map(|s| suffix(s.as_str_name(), "CONNECTION_STATE_"))
@@ -86,6 +87,10 @@ mod tests {
         assert_eq!(
             connection(pb::ConnectionState::AuthFailed as i32),
             "auth_failed"
+        );
+        assert_eq!(
+            connection(pb::ConnectionState::TwoFactorRequired as i32),
+            "two_factor_required"
         );
         assert_eq!(direction(pb::Direction::In as i32), "in");
         assert_eq!(direction(pb::Direction::Out as i32), "out");

@@ -39,6 +39,10 @@ pub fn status_json(s: &pb::GetStatusResponse) -> Value {
         "legacy_exposed_count": s.legacy_exposed_count,
         "instance_tag": s.instance_tag,
         "native_unavailable_reason": s.native_unavailable_reason,
+        "login_method": s.login_method,
+        "two_factor": s.two_factor,
+        "server_generation": s.server_generation,
+        "api_paths": s.api_paths,
     })
 }
 
@@ -76,6 +80,16 @@ pub fn status_text(s: &pb::GetStatusResponse) -> String {
         ),
         format!("account:     {} {}", or_dash(&s.account), s.account_user_id),
         format!("connection:  {connection}"),
+        format!("logged in:   {}", or_dash(&s.login_method)),
+        format!(
+            "generation:  {}{}",
+            or_dash(&s.server_generation),
+            if s.api_paths.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.api_paths)
+            }
+        ),
         format!("stock OTR:   {otr}"),
         format!(
             "native via:  {}",

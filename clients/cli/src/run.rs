@@ -66,6 +66,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let mut client = connect::connect(&path).await?;
 
     match cli.command {
+        Command::Login { code } => {
+            let code = match code.as_deref() {
+                None | Some("-") => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                        eprint!("two-factor code: ");
+                    }
+                    let mut line = Zeroizing::new(String::new());
+                    std::io::stdin().read_line(&mut line)?;
+                    Zeroizing::new(line.trim().to_owned())
+                }
+                Some(c) => Zeroizing::new(c.trim().to_owned()),
+            };
+            let req = pb::SubmitLoginCodeRequest {
+                code: code.as_str().to_owned(),
+            };
+            let answer = client.submit_login_code(req).await?.into_inner();
+            out.print(serde_json::json!({ "detail": answer.detail }), || {
+                answer.detail.clone()
+            })
+        }
         Command::Status => {
             let s = client
                 .get_status(pb::GetStatusRequest {})

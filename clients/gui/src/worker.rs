@@ -381,9 +381,9 @@ async fn perform(mut client: OtrdClient<Channel>, request: Request, sink: Sink) 
                     .into_inner()
                     .rooms;
                 sink.send(Update::Rooms(rooms));
-                Some(Update::Status(
+                Some(Update::Status(Box::new(
                     client.get_status(GetStatusRequest {}).await?.into_inner(),
-                ))
+                )))
             }
         })
     }

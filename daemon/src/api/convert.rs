@@ -124,6 +124,7 @@ pub fn connection_state(c: domain::ConnectionState) -> pb::ConnectionState {
         D::Reconnecting => pb::ConnectionState::Reconnecting,
         D::AuthFailed => pb::ConnectionState::AuthFailed,
         D::Disconnected => pb::ConnectionState::Disconnected,
+        D::TwoFactorRequired => pb::ConnectionState::TwoFactorRequired,
     }
 }
 
@@ -198,6 +199,10 @@ pub fn status(s: domain::StatusInfo) -> pb::GetStatusResponse {
         legacy_exposed_count: s.exposed_count,
         instance_tag: s.instance_tag,
         native_unavailable_reason: s.native_unavailable_reason,
+        login_method: s.login_method,
+        server_generation: s.server_generation,
+        api_paths: s.api_paths,
+        two_factor: s.two_factor,
     }
 }
 
@@ -348,6 +353,7 @@ mod tests {
             C::Reconnecting,
             C::AuthFailed,
             C::Disconnected,
+            C::TwoFactorRequired,
         ] {
             let name = connection_state(c).as_str_name().to_lowercase();
             assert_eq!(name, format!("connection_state_{}", c.as_str()));

@@ -146,6 +146,16 @@ impl Otrd for OtrdService {
         Ok(Response::new(convert::fingerprint(info)))
     }
 
+    async fn submit_login_code(
+        &self,
+        req: Request<pb::SubmitLoginCodeRequest>,
+    ) -> Reply<pb::SubmitLoginCodeResponse> {
+        // Moved into a secret at once; the request's own buffer is gone with `req`.
+        let code = crate::secure::SecretString::new(req.into_inner().code);
+        let detail = self.engine.submit_code(code).await.map_err(engine_status)?;
+        Ok(Response::new(pb::SubmitLoginCodeResponse { detail }))
+    }
+
     async fn trust_peer(
         &self,
         req: Request<pb::TrustPeerRequest>,

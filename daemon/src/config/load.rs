@@ -195,9 +195,16 @@ fn validate(path: &Path, text: &str, config: &Config) -> Result<(), ConfigError>
         }
         _ => {}
     }
+    if account.totp_command.is_some() && account.password_command.is_none() {
+        return Err(invalid(
+            "account.totp_command",
+            "only used with password_command (a personal access token needs no second factor)",
+        ));
+    }
     for (key, command) in [
         ("account.password_command", &account.password_command),
         ("account.token_command", &account.token_command),
+        ("account.totp_command", &account.totp_command),
     ] {
         if let Some(command) = command {
             SecretCommand::parse(command).map_err(|e| invalid(key, &e.to_string()))?;
@@ -390,6 +397,26 @@ password_command = "pass show chat"
         let cfg = parse(Path::new("c.toml"), &token).expect("token config loads");
         assert!(
             matches!(login_secret(&cfg), Ok(LoginSecret::Token { user_id, .. }) if user_id == "U1")
+        );
+    }
+
+    #[test]
+    fn totp_command_is_checked_and_named() {
+        let ok = format!("{GOOD}totp_command = \"oathtool --totp -b ABC\"\n");
+        let cfg = parse(Path::new("c.toml"), &ok).map_err(|e| e.to_string());
+        assert_eq!(
+            cfg.ok().and_then(|c| c.account.totp_command).as_deref(),
+            Some("oathtool --totp -b ABC")
+        );
+        let bad = format!("{GOOD}totp_command = \"pass 'otp\"\n");
+        let e = err(&bad);
+        assert!(e.contains("`account.totp_command`"), "{e}");
+        assert!(e.contains("config.toml:8"), "the line is named: {e}");
+        let token = "[server]\nurl = \"https://x\"\n[account]\nusername = \"a\"\ntoken_command = \"t\"\nuser_id = \"U\"\ntotp_command = \"x\"\n";
+        let e = err(token);
+        assert!(
+            e.contains("`account.totp_command`") && e.contains("only used with password_command"),
+            "{e}"
         );
     }
 

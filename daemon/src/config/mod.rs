@@ -1,8 +1,9 @@
 //! Configuration: the TOML file (`$XDG_CONFIG_HOME/otrd/config.toml` or `--config`) and every path
 //! the daemon uses.
 //!
-//! The file never holds a secret: the password or token comes from the stdout of
-//! `password_command` / `token_command`, run without a shell (see [`secret_command`]).
+//! The file never holds a secret: the password, token or TOTP code comes from the stdout of
+//! `password_command` / `token_command` / `totp_command`, run without a shell (see
+//! [`secret_command`]).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -96,6 +97,10 @@ pub struct AccountConfig {
     pub user_id: Option<String>,
     /// Command whose stdout is a personal access token.
     pub token_command: Option<String>,
+    /// With `password_command`: command whose stdout is the current TOTP code (`pass otp chat`,
+    /// `oathtool --totp -b …`), run without a shell when the server asks for one. Without it,
+    /// codes are asked from the user (`otrctl login`).
+    pub totp_command: Option<String>,
 }
 
 /// What to do when a peer that once spoke native now offers only legacy.

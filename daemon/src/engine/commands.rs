@@ -69,7 +69,29 @@ impl Engine {
                 let answer = self.decide_key(&peer, &decision);
                 self.reply(r, answer);
             }
+            Command::SubmitCode(code, r) => self.on_submit_code(code, r),
         }
+    }
+
+    /// The attempt is a server round trip: it runs beside the engine loop, not in it.
+    fn on_submit_code(
+        &mut self,
+        code: crate::secure::SecretString,
+        reply: tokio::sync::oneshot::Sender<Result<String, EngineError>>,
+    ) {
+        let Some(client) = self.client.clone() else {
+            let e =
+                EngineError::Unavailable("this daemon runs without a Rocket.Chat server".into());
+            self.reply(reply, Err(e));
+            return;
+        };
+        tokio::spawn(async move {
+            let outcome = client
+                .submit_code(code)
+                .await
+                .map_err(EngineError::FailedPrecondition);
+            let _ = reply.send(outcome);
+        });
     }
 
     fn list_rooms(&self) -> Result<Vec<RoomInfo>, EngineError> {

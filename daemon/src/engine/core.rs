@@ -59,10 +59,16 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(256);
     let (client, client_events) = match &cfg.credentials {
         Some(creds) => {
-            let (c, ev) = Client::spawn(ClientConfig::new(
-                cfg.config.server.url.clone(),
-                creds.clone(),
-            ));
+            let mut client_cfg = ClientConfig::new(cfg.config.server.url.clone(), creds.clone());
+            // Checked when the config was loaded; a command that no longer parses is ignored
+            // here and the user is asked for codes instead.
+            client_cfg.totp_command = cfg
+                .config
+                .account
+                .totp_command
+                .as_deref()
+                .and_then(|c| crate::config::SecretCommand::parse(c).ok());
+            let (c, ev) = Client::spawn(client_cfg);
             (Some(c), Some(ev))
         }
         None => (None, None),
@@ -115,6 +121,8 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         tally: SessionTally::default(),
         status_tx: watch::Sender::new(StatusInfo::default()),
         status_dirty: true,
+        api_paths: rocketchat::ApiPaths::default(),
+        pending_two_factor: None,
     };
     engine.publish_status();
     let status = engine.status_tx.subscribe();
@@ -203,6 +211,10 @@ pub(super) struct Engine {
     pub(super) status_tx: watch::Sender<StatusInfo>,
     /// Something GetStatus reports changed since the last publication.
     pub(super) status_dirty: bool,
+    /// The paths the client uses now (GetStatus reports them; re-read at each publish).
+    pub(super) api_paths: rocketchat::ApiPaths,
+    /// The second factor a login waits for (GetStatus reports it).
+    pub(super) pending_two_factor: Option<rocketchat::TwoFactorMethod>,
 }
 
 impl Engine {

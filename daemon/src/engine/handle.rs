@@ -62,6 +62,8 @@ pub enum Command {
         Option<PeerRef>,
         oneshot::Sender<Result<FingerprintInfo, EngineError>>,
     ),
+    /// SubmitLoginCode: a two-factor code for the login waiting for one.
+    SubmitCode(SecretString, oneshot::Sender<Result<String, EngineError>>),
     /// TrustPeer, ConfirmSas or AcceptPeerKey: the user's decision on the peer's key.
     Trust(
         PeerRef,
@@ -187,6 +189,11 @@ impl EngineHandle {
     /// EndAllSessions: how many sessions were ended.
     pub async fn end_all(&self) -> Result<u32, EngineError> {
         self.ask(Command::EndAll).await
+    }
+
+    /// SubmitLoginCode: answers once the server took the code or refused it.
+    pub async fn submit_code(&self, code: SecretString) -> Result<String, EngineError> {
+        self.ask(|r| Command::SubmitCode(code, r)).await?
     }
 
     /// SendMessage (fails closed unless established).

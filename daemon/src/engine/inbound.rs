@@ -16,6 +16,14 @@ impl Engine {
     pub(super) fn on_client_event(&mut self, ev: ClientEvent) {
         match ev {
             ClientEvent::Connection { state, detail } => {
+                let pending = (state == ConnectionState::TwoFactorRequired)
+                    .then(|| self.client.as_ref().and_then(|c| c.code_wanted()))
+                    .flatten()
+                    .map(|(m, _)| m);
+                if pending != self.pending_two_factor {
+                    self.pending_two_factor = pending;
+                    self.status_dirty = true;
+                }
                 if self.connection.0 != state || self.connection.1 != detail {
                     self.set_connection(state, detail.clone());
                     self.emit(EventKind::Connection { state, detail });

@@ -112,11 +112,41 @@ impl Engine {
             exposed_count: self.tally.exposed,
             instance_tag: self.instance_tag(),
             native_unavailable_reason: self.native_unavailable(),
+            login_method: self
+                .me
+                .as_ref()
+                .map(|m| m.login.describe())
+                .unwrap_or_default(),
+            server_generation: caps
+                .map(|c| c.generation.name().to_owned())
+                .unwrap_or_default(),
+            api_paths: if self.me.is_some() {
+                self.api_paths.describe().to_owned()
+            } else {
+                String::new()
+            },
+            two_factor: self
+                .pending_two_factor
+                .or_else(|| self.me.as_ref().and_then(|m| m.login.two_factor))
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
         }
     }
 
     /// Publishes the snapshot if anything in it changed since the last time.
     pub(super) fn publish_status(&mut self) {
+        // The client switches to REST-only paths by itself when a DDP method is missing.
+        let gen9 = self
+            .me
+            .as_ref()
+            .is_some_and(|m| m.server.generation == crate::rocketchat::Generation::RestOnly);
+        let paths = crate::rocketchat::ApiPaths {
+            rest_only: gen9 || self.client.as_ref().is_some_and(|c| c.method_missing()),
+        };
+        if paths != self.api_paths {
+            self.api_paths = paths;
+            self.status_dirty = true;
+        }
         if self.status_dirty {
             self.status_dirty = false;
             let snapshot = self.status_snapshot();

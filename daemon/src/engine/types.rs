@@ -194,6 +194,9 @@ pub enum ConnectionState {
     /// Not connected and not trying.
     #[default]
     Disconnected,
+    /// The login waits for a two-factor code (`otrctl login`, SubmitLoginCode); the detail says
+    /// "two-factor code required (totp|email)" and why.
+    TwoFactorRequired,
 }
 
 impl ConnectionState {
@@ -205,6 +208,7 @@ impl ConnectionState {
             Self::Reconnecting => "reconnecting",
             Self::AuthFailed => "auth_failed",
             Self::Disconnected => "disconnected",
+            Self::TwoFactorRequired => "two_factor_required",
         }
     }
 }
@@ -330,6 +334,14 @@ pub struct StatusInfo {
     pub instance_tag: String,
     /// Why the native scheme is off (empty when on).
     pub native_unavailable_reason: String,
+    /// How the daemon logged in (`LoginInfo::describe`).
+    pub login_method: String,
+    /// The server generation the compatibility layer chose.
+    pub server_generation: String,
+    /// Which paths carry rooms, DMs, users and realtime traffic.
+    pub api_paths: String,
+    /// The second factor asked for now or at the last login (`totp`, `email`, empty).
+    pub two_factor: String,
 }
 
 /// Direction of a chat message.

@@ -19,6 +19,8 @@ pub struct ServerCapabilities {
     pub otr_relay: bool,
     /// Why the relay is unavailable, in words a user understands; `None` when available.
     pub reason: Option<String>,
+    /// The generation the compatibility layer works with (from the major version).
+    pub generation: super::compat::Generation,
 }
 
 impl ServerCapabilities {
@@ -26,8 +28,11 @@ impl ServerCapabilities {
     pub fn decide(version: &str, otr_enable: Option<bool>) -> Self {
         let major = parse_major(version);
         let reason = match (major, otr_enable) {
-            (Some(m), _) if m >= 8 => Some(format!(
+            (Some(8), _) => Some(format!(
                 "this server runs Rocket.Chat {version}, which removed OTR"
+            )),
+            (Some(m), _) if m > 8 => Some(format!(
+                "this server runs Rocket.Chat {version}; Rocket.Chat 8 removed OTR"
             )),
             (None, _) => Some(
                 "the server did not report a Rocket.Chat version, so its OTR relay cannot be confirmed"
@@ -48,6 +53,7 @@ impl ServerCapabilities {
             otr_enable,
             otr_relay: reason.is_none(),
             reason,
+            generation: super::compat::Generation::from_major(major),
         }
     }
 
@@ -112,6 +118,10 @@ mod tests {
         assert_eq!(
             c.reason.as_deref(),
             Some("this server runs Rocket.Chat 8.1.0, which removed OTR")
+        );
+        assert_eq!(
+            ServerCapabilities::decide("9.0.0", None).reason.as_deref(),
+            Some("this server runs Rocket.Chat 9.0.0; Rocket.Chat 8 removed OTR")
         );
         // Even a stale setting does not bring it back.
         assert!(!ServerCapabilities::decide("8.0.0", Some(true)).otr_relay);

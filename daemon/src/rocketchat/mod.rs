@@ -7,12 +7,14 @@
 //! - [`ddp`] — the frame codec (framing only, no meaning).
 //! - [`backoff`] — reconnect pacing.
 //! - [`capabilities`] — what the server can do for OTR (version, `OTR_Enable`).
+//! - [`compat`] — the server generation and which paths (DDP or REST) carry rooms and DMs.
 //! - [`presence`] — reading presence events.
 //! - `client` — the connection task, login, REST, rooms.
 
 pub mod backoff;
 pub mod capabilities;
 mod client;
+pub mod compat;
 pub mod ddp;
 pub mod ejson;
 pub mod presence;
@@ -23,8 +25,9 @@ pub use backoff::{Backoff, BackoffPolicy};
 pub use capabilities::ServerCapabilities;
 pub use client::{
     Client, ClientConfig, ClientEvent, ClientStats, Credentials, DirectRoom, HeartbeatPolicy,
-    SessionInfo, SubscriptionId, UserRef,
+    LoginInfo, LoginMethod, SessionInfo, SubscriptionId, TwoFactorMethod, UserRef,
 };
+pub use compat::{ApiPaths, Generation};
 pub use ddp::{DdpError, FrameError, ServerFrame};
 pub use ejson::EjsonError;
 pub use presence::parse_presence_event;

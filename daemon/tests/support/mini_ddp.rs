@@ -66,7 +66,19 @@ impl MiniServer {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (l, rx, n) = (l.clone(), c.subscribe(), n.clone());
                 tokio::spawn(async move {
-                    // REST probes land here too and fail the upgrade: that is fine.
+                    // A DDP-only server: REST (login, probes) gets the 404 of a server without
+                    // that route, so the client falls back to DDP login.
+                    let mut head = [0u8; 16];
+                    let got = tcp.peek(&mut head).await.unwrap_or(0);
+                    if head[..got].starts_with(b"POST ") || head[..got].starts_with(b"GET /api") {
+                        let mut tcp = tcp;
+                        let _ = tokio::io::AsyncWriteExt::write_all(
+                            &mut tcp,
+                            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                        return;
+                    }
                     if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
                         serve(ws, l, rx, n).await;
                     }

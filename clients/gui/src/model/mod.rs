@@ -52,7 +52,7 @@ impl ViewModel {
             Update::Disconnected { reason } => self.link = Some(Link::Disconnected { reason }),
             Update::Event(event) => self.apply_event(event),
             Update::Rooms(rooms) => rooms.into_iter().for_each(|r| self.merge_room(r)),
-            Update::Status(status) => self.status = status,
+            Update::Status(status) => self.status = *status,
             Update::Session(session) => self.merge_session(session),
             Update::EndedAll { ended } => {
                 self.notice(format!("Locked: {ended} session(s) ended"), false)

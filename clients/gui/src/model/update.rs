@@ -19,8 +19,8 @@ pub enum Update {
     Event(Event),
     /// A fresh room list (presence changes have no event; the worker polls).
     Rooms(Vec<Room>),
-    /// A fresh daemon status.
-    Status(GetStatusResponse),
+    /// A fresh daemon status (boxed: it is by far the largest update).
+    Status(Box<GetStatusResponse>),
     /// The session a Start/Accept/Decline/Refresh/End call returned.
     Session(Session),
     /// EndAllSessions ended this many sessions.

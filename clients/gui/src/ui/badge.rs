@@ -119,6 +119,7 @@ pub fn link_label(ui: &mut egui::Ui, link: &Link, server: ConnectionState) {
         Link::Connected => match server {
             ConnectionState::Connected => (VERIFIED, "connected"),
             ConnectionState::AuthFailed => (DANGER, "server refused login"),
+            ConnectionState::TwoFactorRequired => (UNVERIFIED, "two-factor code required"),
             ConnectionState::Connecting | ConnectionState::Reconnecting => {
                 (UNVERIFIED, "otrd is reaching the server…")
             }

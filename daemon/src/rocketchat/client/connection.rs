@@ -4,9 +4,10 @@
 //! refused (then it stops trying: no retry storm).
 
 use super::link::Link;
+use super::twofactor::CodeGate;
 use super::{
-    rest, Client, ClientConfig, ClientEvent, Command, Counters, Inner, LinkState, RestAuth,
-    SessionInfo, SubscriptionId,
+    rest, Client, ClientConfig, ClientEvent, Command, Counters, Inner, LinkState, LoginInfo,
+    RestAuth, SessionInfo, SubscriptionId,
 };
 use crate::engine::ConnectionState;
 use crate::rocketchat::backoff::Backoff;
@@ -28,6 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub(super) fn spawn(cfg: ClientConfig) -> (Client, mpsc::Receiver<ClientEvent>) {
     let (events_tx, events_rx) = mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (codes_tx, codes_rx) = mpsc::channel(1);
     let (state_tx, state_rx) = watch::channel(LinkState::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let auth = Arc::new(RwLock::new(None));
@@ -40,6 +42,7 @@ pub(super) fn spawn(cfg: ClientConfig) -> (Client, mpsc::Receiver<ClientEvent>) 
         .unwrap_or_default();
     let inner = Inner {
         commands: cmd_tx,
+        codes: codes_tx,
         state: state_rx,
         shutdown: shutdown_tx,
         auth: auth.clone(),
@@ -48,6 +51,7 @@ pub(super) fn spawn(cfg: ClientConfig) -> (Client, mpsc::Receiver<ClientEvent>) 
         method_timeout: cfg.method_timeout,
         next_sub: AtomicU64::new(1),
         counters: counters.clone(),
+        method_missing: std::sync::atomic::AtomicBool::new(false),
     };
     let task = Task {
         backoff: Backoff::new(cfg.backoff),
@@ -64,6 +68,16 @@ pub(super) fn spawn(cfg: ClientConfig) -> (Client, mpsc::Receiver<ClientEvent>) 
         pending: HashMap::new(),
         next_id: 1,
         resume: None,
+        fresh_token: false,
+        rest_absent: false,
+        ldap: false,
+        rest_username: None,
+        login_info: LoginInfo::default(),
+        pending_second_factor: None,
+        second_factor_used: None,
+        ddp_code: None,
+        gate: CodeGate::default(),
+        codes: codes_rx,
     };
     tokio::spawn(task.run(endpoints, shutdown_rx));
     (
@@ -80,6 +94,8 @@ pub(super) enum Outcome {
     Lost(String),
     /// Credentials refused; stop.
     AuthFailed(String),
+    /// Log in again at once, without backoff (the token expired; a code was obtained).
+    Retry(String),
     /// Every handle is gone.
     Closed,
 }
@@ -115,6 +131,26 @@ pub(super) struct Task {
     pub(super) next_id: u64,
     /// The token from the last password login, tried first on reconnect.
     pub(super) resume: Option<SecretString>,
+    /// `resume` was just issued by a REST login (a refusal then is not retried at once).
+    pub(super) fresh_token: bool,
+    /// The server has no REST login: DDP login is the fallback.
+    pub(super) rest_absent: bool,
+    /// The DDP fallback uses the LDAP login form.
+    pub(super) ldap: bool,
+    /// Our username as the REST login's `me` said.
+    pub(super) rest_username: Option<String>,
+    /// How the current token was obtained.
+    pub(super) login_info: LoginInfo,
+    /// A DDP login asked for a second factor: obtained before the next connection.
+    pub(super) pending_second_factor: Option<super::auth::SecondFactor>,
+    /// The second factor a DDP fallback login asked for.
+    pub(super) second_factor_used: Option<super::auth::TwoFactorMethod>,
+    /// The code for the next DDP fallback login.
+    pub(super) ddp_code: Option<super::twofactor::Code>,
+    /// Refused codes and the pace of attempts (kept across connections).
+    pub(super) gate: CodeGate,
+    /// Codes handed in by front-ends.
+    pub(super) codes: mpsc::Receiver<super::twofactor::Submission>,
     pub(super) backoff: Backoff,
 }
 
@@ -156,6 +192,12 @@ impl Task {
                         .await;
                     self.idle_until_shutdown(&mut shutdown, &detail).await;
                     break;
+                }
+                Outcome::Retry(detail) => {
+                    tracing::info!(detail = %detail, "logging in again");
+                    if self.wait_between(&mut shutdown, Duration::ZERO).await {
+                        break;
+                    }
                 }
                 Outcome::Lost(detail) => {
                     let delay = self.backoff.next_delay();
@@ -239,6 +281,9 @@ impl Task {
     }
 
     async fn connect_and_serve(&mut self) -> Outcome {
+        if let Err(o) = self.before_connect().await {
+            return o;
+        }
         let n = self.cfg.max_frame_bytes;
         let config = WebSocketConfig::default()
             .max_message_size(Some(n))
@@ -499,11 +544,11 @@ impl Task {
         }
     }
 
-    async fn emit_connection(&self, state: ConnectionState, detail: String) {
+    pub(super) async fn emit_connection(&self, state: ConnectionState, detail: String) {
         self.emit(ClientEvent::Connection { state, detail }).await;
     }
 
-    async fn emit(&self, ev: ClientEvent) {
+    pub(super) async fn emit(&self, ev: ClientEvent) {
         // Back-pressure rather than loss; a dropped receiver means nobody listens any more.
         let _ = self.events.send(ev).await;
     }

@@ -63,6 +63,8 @@ pub(super) enum LoginFailure {
     Refused(String),
     /// Worth retrying later (rate limit, server trouble).
     Transient(String),
+    /// A second factor is needed, or the code given was refused.
+    SecondFactor(super::auth::SecondFactor),
 }
 
 pub(super) fn classify(error: &DdpError) -> LoginFailure {
@@ -73,10 +75,13 @@ pub(super) fn classify(error: &DdpError) -> LoginFailure {
     if code.starts_with('5') || code == "internal-server-error" {
         return LoginFailure::Transient(format!("server error during login: {error}"));
     }
-    if code.starts_with("totp") {
-        return LoginFailure::Refused(format!(
-            "the account requires two-factor authentication, which otrd does not support: {error}"
-        ));
+    if let Some(kind) = super::auth::code_error(&code) {
+        let details = (!error.details.is_null()).then_some(&error.details);
+        return match super::auth::second_factor(kind, &code, &error.reason, details) {
+            super::auth::RestAnswer::SecondFactor(sf) => LoginFailure::SecondFactor(sf),
+            super::auth::RestAnswer::Refused(d) => LoginFailure::Refused(d),
+            _ => LoginFailure::Refused(format!("the server refused the login: {error}")),
+        };
     }
     LoginFailure::Refused(format!("the server refused the login: {error}"))
 }
@@ -167,9 +172,16 @@ mod tests {
             classify(&e(json!({"error":403,"reason":"Incorrect password"}))),
             LoginFailure::Refused(_)
         ));
+        // Without a method we can provide, a two-factor error is a refusal; with one, a prompt.
         assert!(matches!(
             classify(&e(json!({"error":"totp-required"}))),
             LoginFailure::Refused(_)
+        ));
+        assert!(matches!(
+            classify(&e(
+                json!({"error":"totp-required","reason":"TOTP Required","details":{"method":"totp"}})
+            )),
+            LoginFailure::SecondFactor(_)
         ));
         assert!(matches!(
             classify(&e(json!({"error":"too-many-requests"}))),

@@ -2,19 +2,23 @@
 //! websocket; the handle talks to it over a command channel and watches its login state. REST
 //! calls go straight from the handle (they need only the token).
 //!
+//! - `auth` — REST login: its body and reading its answers (2FA errors included).
 //! - `connection` — the task: reconnect loop, routing of results and stream events, heartbeat.
-//! - `handshake` — DDP connect, login (resume, then password), post-login probes.
+//! - `handshake` — DDP connect, login (resume; REST login; DDP fallbacks), post-login probes.
 //! - `link` — one websocket: pongs, junk frames, size limit.
 //! - `login` — login params, digest, error classification, capability probe.
 //! - `rest` — REST with the login's headers; URL arithmetic.
 //! - `rooms` — DMs, users, presence.
+//! - `twofactor` — where second-factor codes come from, and how attempts are paced.
 
+mod auth;
 mod connection;
 mod handshake;
 mod link;
 mod login;
 mod rest;
 mod rooms;
+mod twofactor;
 
 use super::backoff::BackoffPolicy;
 use super::capabilities::ServerCapabilities;
@@ -28,6 +32,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use auth::TwoFactorMethod;
 pub use rooms::{DirectRoom, UserRef};
 
 /// How to log in.
@@ -84,6 +89,9 @@ pub struct ClientConfig {
     pub backoff: BackoffPolicy,
     /// Heartbeat timing.
     pub heartbeat: HeartbeatPolicy,
+    /// `account.totp_command`: prints the current TOTP code. Without it, codes are asked from
+    /// the user ([`Client::submit_code`]).
+    pub totp_command: Option<crate::config::SecretCommand>,
 }
 
 impl ClientConfig {
@@ -97,6 +105,7 @@ impl ClientConfig {
             max_frame_bytes: 16 * 1024 * 1024,
             backoff: BackoffPolicy::default(),
             heartbeat: HeartbeatPolicy::default(),
+            totp_command: None,
         }
     }
 }
@@ -110,6 +119,52 @@ pub struct SessionInfo {
     pub username: String,
     /// The server's capabilities, probed at this login.
     pub server: ServerCapabilities,
+    /// How we logged in.
+    pub login: LoginInfo,
+}
+
+/// What credential a login used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginMethod {
+    /// Not logged in yet.
+    #[default]
+    None,
+    /// Username and password.
+    Password,
+    /// Username and password checked by the server's LDAP.
+    Ldap,
+    /// A personal access token (or another resume token) from the config.
+    Token,
+}
+
+/// How the daemon logged in, for status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoginInfo {
+    /// The credential.
+    pub method: LoginMethod,
+    /// The password went to REST `/api/v1/login` (then DDP resumed with its token); false: DDP
+    /// login (the fallback for servers without REST login).
+    pub rest: bool,
+    /// The second factor the server asked for, if any.
+    pub two_factor: Option<TwoFactorMethod>,
+}
+
+impl LoginInfo {
+    /// For people: `password (REST login, then DDP resume); 2FA totp`.
+    pub fn describe(&self) -> String {
+        let mut s = match (self.method, self.rest) {
+            (LoginMethod::None, _) => return String::new(),
+            (LoginMethod::Password, true) => "password (REST login, then DDP resume)".to_owned(),
+            (LoginMethod::Password, false) => "password (DDP login; no REST login)".to_owned(),
+            (LoginMethod::Ldap, true) => "LDAP (REST login, then DDP resume)".to_owned(),
+            (LoginMethod::Ldap, false) => "LDAP (DDP login; no REST login)".to_owned(),
+            (LoginMethod::Token, _) => "token (DDP resume)".to_owned(),
+        };
+        if let Some(m) = self.two_factor {
+            s.push_str(&format!("; two-factor {}", m.as_str()));
+        }
+        s
+    }
 }
 
 /// A subscription, stable across reconnects (also its DDP sub id).
@@ -170,6 +225,8 @@ struct Counters {
 #[derive(Debug, Clone, Default)]
 struct LinkState {
     session: Option<SessionInfo>,
+    /// A login waits for a two-factor code (method, what the prompt says).
+    code_wanted: Option<(TwoFactorMethod, String)>,
     auth_failed: Option<String>,
     shut_down: bool,
 }
@@ -201,6 +258,7 @@ enum Command {
 
 struct Inner {
     commands: mpsc::Sender<Command>,
+    codes: mpsc::Sender<twofactor::Submission>,
     state: watch::Receiver<LinkState>,
     shutdown: watch::Sender<bool>,
     auth: Arc<RwLock<Option<RestAuth>>>,
@@ -211,6 +269,8 @@ struct Inner {
     method_timeout: Duration,
     next_sub: AtomicU64,
     counters: Arc<Counters>,
+    /// A DDP method answered "method not found": rooms and DMs go over REST from then on.
+    method_missing: std::sync::atomic::AtomicBool,
 }
 
 /// A cloneable handle to the connection task.
@@ -352,6 +412,48 @@ impl Client {
     /// The current login, if logged in right now.
     pub fn session(&self) -> Option<SessionInfo> {
         self.inner.state.borrow().session.clone()
+    }
+
+    /// The two-factor method a login waits for a code for, and the prompt; `None` when no code
+    /// is wanted.
+    pub fn code_wanted(&self) -> Option<(TwoFactorMethod, String)> {
+        self.inner.state.borrow().code_wanted.clone()
+    }
+
+    /// Hands in a two-factor code for the login waiting for one; answers once the server took
+    /// it (`Ok`, for people) or refused it (`Err` with why — a refused code is never sent again).
+    pub async fn submit_code(&self, code: SecretString) -> Result<String, String> {
+        if self.code_wanted().is_none() {
+            return Err("no two-factor code is asked for right now".into());
+        }
+        let (reply, rx) = oneshot::channel();
+        let sub = twofactor::Submission { code, reply };
+        // Full means another code is being handed in right now.
+        if self.inner.codes.try_send(sub).is_err() {
+            return Err("another code is being tried; wait for its outcome".into());
+        }
+        // The attempt is one REST round trip; the bound covers a slow server.
+        match tokio::time::timeout(self.inner.method_timeout * 2, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err("the login was interrupted; see the connection state".into()),
+            Err(_) => Err("the server did not answer in time; see the connection state".into()),
+        }
+    }
+
+    /// Which paths carry rooms and DMs now (see [`crate::rocketchat::compat`]).
+    pub fn api_paths(&self) -> crate::rocketchat::ApiPaths {
+        let gen9 = self
+            .session()
+            .is_some_and(|s| s.server.generation == crate::rocketchat::Generation::RestOnly);
+        crate::rocketchat::ApiPaths {
+            rest_only: gen9 || self.inner.method_missing.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a DDP method answered "method not found" (sticky: servers do not grow methods
+    /// back).
+    pub fn method_missing(&self) -> bool {
+        self.inner.method_missing.load(Ordering::Relaxed)
     }
 
     /// Counters of refused and malformed frames and logins.

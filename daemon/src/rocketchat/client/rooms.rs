@@ -7,6 +7,7 @@ use crate::rocketchat::presence::follow_params;
 use crate::rocketchat::RcError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 /// A direct-message room (`t == "d"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,24 +119,63 @@ pub(crate) fn presence_from(body: &Value, uids: &[String]) -> HashMap<String, Pr
 }
 
 impl Client {
-    /// Every DM room of ours (DDP `rooms/get`), keeping only `t == "d"`.
+    /// A DDP method the compatibility layer may replace by REST: `None` when REST is to be used
+    /// (REST-only mode, or the method answered "method not found" just now — which switches to
+    /// REST-only for good).
+    async fn ddp_or_rest(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<Option<Value>>, RcError> {
+        self.wait_logged_in(method).await?;
+        if self.api_paths().rest_only {
+            return Ok(None);
+        }
+        match self.call(method, params).await {
+            Err(RcError::Method { error, .. })
+                if crate::rocketchat::compat::is_method_not_found(&error) =>
+            {
+                tracing::info!(
+                    method,
+                    "DDP method not found; using REST for rooms and DMs from now on"
+                );
+                self.inner.method_missing.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    /// Every DM room of ours (DDP `rooms/get`, or REST `rooms.get`), keeping only `t == "d"`.
     pub async fn list_direct_rooms(&self) -> Result<Vec<DirectRoom>, RcError> {
-        let result = self.call("rooms/get", Vec::new()).await?;
-        let result = result.ok_or_else(|| RcError::Decode("rooms/get".into()))?;
+        let result = match self.ddp_or_rest("rooms/get", Vec::new()).await? {
+            Some(r) => r.ok_or_else(|| RcError::Decode("rooms/get".into()))?,
+            None => self.rest_get("rooms.get", &[]).await?,
+        };
         Ok(direct_rooms_from(&result))
     }
 
-    /// Opens (creating if needed) the DM with `username` (DDP `createDirectMessage`).
+    /// Opens (creating if needed) the DM with `username` (DDP `createDirectMessage`, or REST
+    /// `im.create`).
     pub async fn open_direct_room(&self, username: &str) -> Result<DirectRoom, RcError> {
-        let result = self
-            .call("createDirectMessage", vec![json!(username)])
-            .await?;
-        let doc = result.ok_or_else(|| RcError::Decode("createDirectMessage".into()))?;
+        let (doc, what) = match self
+            .ddp_or_rest("createDirectMessage", vec![json!(username)])
+            .await?
+        {
+            Some(r) => (r, "createDirectMessage"),
+            None => {
+                let mut body = self
+                    .rest_post("im.create", json!({ "username": username }))
+                    .await?;
+                (body.get_mut("room").map(Value::take), "im.create")
+            }
+        };
+        let doc = doc.ok_or_else(|| RcError::Decode(what.into()))?;
         let room_id = doc
             .get("rid")
             .or_else(|| doc.get("_id"))
             .and_then(Value::as_str)
-            .ok_or_else(|| RcError::Decode("createDirectMessage".into()))?
+            .ok_or_else(|| RcError::Decode(what.into()))?
             .to_owned();
         let mut room = DirectRoom {
             uids: strings(doc.get("uids")),
