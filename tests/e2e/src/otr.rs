@@ -18,10 +18,17 @@ use tonic::Streaming;
 /// is shared and Node starts slowly). Protocol timeouts (10 s) are waited for with their own bound.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// The environment variable that runs the suites built on [`sim_config`] against another server
+/// generation: `9` is rcsim's 9.0 mode (DDP carries only `login {resume}`, streams and presence;
+/// rooms and DMs over REST). scripts/test runs the legacy and 8.x native suites once more so.
+pub const SERVER_GENERATION_ENV: &str = "OTRD_E2E_SERVER";
+
 /// A simulator config with `users` (username = password with a `-pw` suffix) and a DM for each
-/// pair in `dms`. User ids are derived from the names so tests can predict them.
+/// pair in `dms`. User ids are derived from the names so tests can predict them. With
+/// `OTRD_E2E_SERVER=9` the simulator runs in its 9.0 mode ([`SERVER_GENERATION_ENV`]).
 pub fn sim_config(users: &[&str], dms: &[(&str, &str)]) -> SimConfig {
     SimConfig {
+        rest_only_ddp: std::env::var(SERVER_GENERATION_ENV).is_ok_and(|v| v.trim() == "9"),
         users: users
             .iter()
             .map(|u| UserConfig::new(&user_id(u), u, &password(u)))
