@@ -71,6 +71,8 @@ pub enum Request {
         /// The fingerprint the dialog showed (the daemon refuses if the key changed since).
         fingerprint: String,
     },
+    /// SubmitLoginCode: the two-factor code the daemon's login waits for.
+    LoginCode(Zeroizing<String>),
     /// Reload the room list and status now.
     Reload,
 }
@@ -90,6 +92,7 @@ impl Request {
             Self::Trust { peer, .. } => format!("verify {peer}'s fingerprint"),
             Self::ConfirmSas { peer, .. } => format!("verify {peer} by the SAS"),
             Self::AcceptKey { peer, .. } => format!("accept {peer}'s new key"),
+            Self::LoginCode(_) => "log in with the two-factor code".to_owned(),
             Self::Reload => "reload the room list".to_owned(),
         }
     }
@@ -373,6 +376,14 @@ async fn perform(mut client: OtrdClient<Channel>, request: Request, sink: Sink) 
                     })
                     .await?;
                 Some(Update::Fingerprint(r.into_inner()))
+            }
+            Request::LoginCode(mut code) => {
+                // The code moves into the request; the connection event says what followed.
+                let req = otrd_proto::v1::SubmitLoginCodeRequest {
+                    code: std::mem::take(&mut *code),
+                };
+                client.submit_login_code(req).await?;
+                None
             }
             Request::Reload => {
                 let rooms = client

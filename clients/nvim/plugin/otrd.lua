@@ -36,6 +36,16 @@ end, {
   desc = 'Start an OTR session: {user} [legacy|native]',
 })
 
+command('OtrLogin', function(args)
+  otrd().login(args.fargs[1])
+end, {
+  nargs = '?',
+  complete = function()
+    return {}
+  end,
+  desc = 'Give the two-factor code the login waits for (asked when omitted)',
+})
+
 command('OtrAccept', function(args)
   otrd().accept(args.fargs[1])
 end, { nargs = '?', desc = 'Accept the invitation of [user] (default: the last inviter)' })

@@ -56,6 +56,42 @@ pub fn invitations(
     }
 }
 
+/// The two-factor prompt, while the daemon's login waits for a code: what the server asks for
+/// (totp or e-mail, and why), a hidden field, Log in. The field is wiped once the code is sent.
+pub fn two_factor(
+    ctx: &egui::Context,
+    model: &ViewModel,
+    online: bool,
+    code: &mut String,
+    out: &mut Vec<Request>,
+) {
+    if model.server_link() != otrd_proto::v1::ConnectionState::TwoFactorRequired {
+        return;
+    }
+    egui::Window::new("Two-factor code")
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_TOP, [0.0, 100.0])
+        .show(ctx, |ui| {
+            ui.label(&model.status().connection_detail);
+            let field = ui.add(
+                egui::TextEdit::singleline(code)
+                    .password(true)
+                    .hint_text("code"),
+            );
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            let login = ui.add_enabled(
+                online && !code.trim().is_empty(),
+                egui::Button::new("Log in"),
+            );
+            if (login.clicked() || enter) && online && !code.trim().is_empty() {
+                let sent = zeroize::Zeroizing::new(code.trim().to_owned());
+                zeroize::Zeroize::zeroize(code);
+                out.push(Request::LoginCode(sent));
+            }
+        });
+}
+
 /// The verification dialog, when open.
 pub fn verification(
     ctx: &egui::Context,

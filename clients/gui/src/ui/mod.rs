@@ -20,6 +20,8 @@ pub struct GuiApp {
     updates: UnboundedReceiver<Update>,
     /// The send box. Wiped after each send and when the window closes.
     draft: String,
+    /// The two-factor code field. Wiped when the code is sent and when the window closes.
+    login_code: String,
     script: Option<Script>,
 }
 
@@ -35,6 +37,7 @@ impl GuiApp {
             worker,
             updates,
             draft: String::new(),
+            login_code: String::new(),
             script,
         }
     }
@@ -137,6 +140,7 @@ impl eframe::App for GuiApp {
         });
         dialogs::invitations(&ctx, &mut self.model, online, &mut out);
         dialogs::verification(&ctx, &mut self.model, online, &mut out);
+        dialogs::two_factor(&ctx, &self.model, online, &mut self.login_code, &mut out);
         self.run_script(&ctx, &mut out);
         for request in out {
             self.worker.request(request);
@@ -147,5 +151,6 @@ impl eframe::App for GuiApp {
 impl Drop for GuiApp {
     fn drop(&mut self) {
         self.draft.zeroize();
+        self.login_code.zeroize();
     }
 }

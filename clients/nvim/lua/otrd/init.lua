@@ -211,6 +211,11 @@ function handle.connection(c)
   local was = M.connection
   M.connection = c.state
   redraw()
+  if c.state == 'CONNECTION_STATE_TWO_FACTOR_REQUIRED' then
+    -- Says what the server asks for (totp or e-mail, why) every time it changes; :OtrLogin asks.
+    notify((c.detail or 'two-factor code required') .. ' — run :OtrLogin', vim.log.levels.WARN)
+    return
+  end
   if c.state ~= was and c.state ~= 'CONNECTION_STATE_CONNECTED' and c.state ~= 'CONNECTION_STATE_CONNECTING' then
     notify('server connection ' .. short(c.state, 'CONNECTION_STATE_') .. ': ' .. (c.detail or ''), vim.log.levels.WARN)
   end
@@ -489,6 +494,20 @@ end
 function M.accept_peer_key(user, fingerprint)
   call('AcceptPeerKey', { peer = peer_ref(user), fingerprint = fingerprint or '' },
     trust_answered(user, user .. "'s key is accepted, NOT verified: compare fingerprints or the SAS to verify"))
+end
+
+--- :OtrLogin [code]: hands the daemon the two-factor code its login waits for; without a code
+--- it is asked with inputsecret() (not echoed, not kept in the command history).
+function M.login(code)
+  if code == nil or code == '' then
+    code = vim.fn.inputsecret('two-factor code: ')
+  end
+  if code == nil or code == '' then
+    return
+  end
+  call('SubmitLoginCode', { code = code }, function(r)
+    notify(r.detail ~= nil and r.detail ~= '' and r.detail or 'code accepted')
+  end)
 end
 
 --- A statusline component: each session's peer, state and whether it is verified, e.g.
