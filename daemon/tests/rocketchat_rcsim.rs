@@ -305,3 +305,68 @@ async fn an_oversized_event_costs_one_reconnect() {
     me.shutdown().await;
     echo.shutdown().await;
 }
+
+/// A code handed in through the client: what front-ends' SubmitLoginCode reaches. The attacker's
+/// side first: no code asked for, junk and oversized codes, a refused code handed in again — all
+/// answered without a server attempt; then the right code logs in.
+#[tokio::test]
+async fn two_factor_codes_are_checked_before_any_attempt_and_a_refused_one_is_never_resent() {
+    let secret = "me-totp-secret";
+    let mut cfg = SimConfig::demo();
+    cfg.users[0].totp_secret = Some(rcsim::Credential::new(secret));
+    let sim = sim(cfg).await;
+    let (client, mut events) = Client::spawn(config(&sim, "me", "demo"));
+    let rest_logins = || {
+        sim.audit()
+            .client
+            .iter()
+            .filter(|r| r.data.starts_with("POST /api/v1/login"))
+            .count()
+    };
+    let detail = wait_state(&mut events, ConnectionState::TwoFactorRequired).await;
+    assert!(
+        detail.starts_with("two-factor code required (totp)"),
+        "{detail}"
+    );
+    let (method, _) = client.code_wanted().expect("a code is wanted");
+    assert_eq!(method.as_str(), "totp");
+    assert_eq!(rest_logins(), 1, "one code-less attempt");
+    for junk in ["", "   ", &"9".repeat(65)] {
+        let e = client.submit_code(junk.into()).await;
+        assert_eq!(e, Err("that is not a code".into()), "{junk:?}");
+    }
+    let now = rcsim::config::totp::now_secs();
+    let window: Vec<String> = [now - 30, now, now + 30]
+        .iter()
+        .map(|t| rcsim::config::totp::code_at(secret.as_bytes(), *t))
+        .collect();
+    let wrong = ["111111", "222222", "333333"]
+        .into_iter()
+        .find(|c| !window.iter().any(|w| w == c))
+        .expect("a wrong code");
+    let e = client.submit_code(wrong.into()).await.expect_err("refused");
+    assert!(e.contains("totp-invalid"), "{e}");
+    assert_eq!(rest_logins(), 2);
+    let e = client
+        .submit_code(format!(" {wrong}\n").as_str().into())
+        .await
+        .expect_err("refused again");
+    assert!(e.contains("already refused"), "{e}");
+    assert_eq!(rest_logins(), 2, "a refused code is never sent again");
+    let good = rcsim::config::totp::code_now(secret.as_bytes());
+    assert_eq!(
+        client.submit_code(good.as_str().into()).await,
+        Ok("logged in".into())
+    );
+    let info = wait_logged_in(&mut events).await;
+    assert_eq!(
+        info.login.describe(),
+        "password (REST login, then DDP resume); two-factor totp"
+    );
+    assert!(client.code_wanted().is_none());
+    assert_eq!(
+        client.submit_code(good.as_str().into()).await,
+        Err("no two-factor code is asked for right now".into())
+    );
+    client.shutdown().await;
+}
