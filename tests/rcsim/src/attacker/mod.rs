@@ -7,7 +7,7 @@
 //!   another user's connections only, on the 7.x `<uid>/otr` stream or — on servers without the
 //!   relay — inside an otrd envelope on path A or B (PROTOCOL.md §12), the way that user's peer
 //!   would send it. Every key-bearing forgery carries a fresh P-256 key pair the attacker keeps.
-//! * [`observe`] — every DDP method call a client makes passes through [`Attacker::observe`]:
+//! * `observe` — every DDP method call a client makes passes through [`Attacker::observe`]:
 //!   each stock `publicKey` a client sends is remembered, and with each of the attacker's own keys
 //!   gives the AES key a stock client would derive from that pair (PROTOCOL.md §1.3) — so a
 //!   victim that re-keys against a forged key is readable whether it answers with a new key pair
