@@ -71,8 +71,11 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// End every session at once (for lock-screen hooks).
+    /// The screen locked (for lock-screen hooks): end every session at once, and start or accept
+    /// none — auto-accept and `require_otr` sends included — until `otrctl unlock`.
     Lock,
+    /// The screen unlocked: sessions may start again (logind's unlock does the same).
+    Unlock,
     /// Send TEXT to USER over the established session; `-` reads the text from stdin. For a
     /// `require_otr` contact without one, OTR is started and the command waits for it.
     Send {

@@ -43,6 +43,8 @@ pub fn status_json(s: &pb::GetStatusResponse) -> Value {
         "two_factor": s.two_factor,
         "server_generation": s.server_generation,
         "api_paths": s.api_paths,
+        "locked": s.locked,
+        "lock_reason": s.lock_reason,
     })
 }
 
@@ -100,6 +102,15 @@ pub fn status_text(s: &pb::GetStatusResponse) -> String {
             }
         ),
         format!("memory:      {memory}"),
+        if s.locked {
+            format!(
+                "screen lock: LOCKED ({}): no session starts until `otrctl unlock` or the \
+                 desktop's unlock",
+                or_dash(&s.lock_reason)
+            )
+        } else {
+            "screen lock: unlocked".to_owned()
+        },
         if s.native_unavailable_reason.is_empty() {
             "native:      available".to_owned()
         } else {

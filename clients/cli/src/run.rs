@@ -179,14 +179,28 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print_session(&mut out, s, render::session_text)
         }
         Command::End { .. } | Command::Lock => {
-            let r = client
-                .end_all_sessions(pb::EndAllSessionsRequest {})
-                .await?
-                .into_inner();
+            let r = if matches!(cli.command, Command::Lock) {
+                client.lock(pb::LockRequest {}).await?
+            } else {
+                client
+                    .end_all_sessions(pb::EndAllSessionsRequest {})
+                    .await?
+            }
+            .into_inner();
             out.print(
                 json!({"ended": r.ended, "elapsed_us": r.elapsed_us}),
                 || format!("ended {} session(s) in {} µs", r.ended, r.elapsed_us),
             )
+        }
+        Command::Unlock => {
+            let r = client.unlock(pb::UnlockRequest {}).await?.into_inner();
+            out.print(json!({"was_locked": r.was_locked}), || {
+                if r.was_locked {
+                    "unlocked: sessions may start again".to_owned()
+                } else {
+                    "was not locked".to_owned()
+                }
+            })
         }
         Command::Send { user, text } => {
             let text = match stdin_text {

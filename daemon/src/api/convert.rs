@@ -203,6 +203,13 @@ pub fn status(s: domain::StatusInfo) -> pb::GetStatusResponse {
         server_generation: s.server_generation,
         api_paths: s.api_paths,
         two_factor: s.two_factor,
+        locked: s.lock.is_some(),
+        lock_reason: s
+            .lock
+            .as_ref()
+            .map(|l| l.reason.clone())
+            .unwrap_or_default(),
+        locked_since_ms: s.lock.as_ref().map_or(0, |l| l.since_ms),
     }
 }
 

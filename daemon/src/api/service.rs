@@ -107,6 +107,26 @@ impl Otrd for OtrdService {
         }))
     }
 
+    async fn lock(&self, _: Request<pb::LockRequest>) -> Reply<pb::EndAllSessionsResponse> {
+        let started = Instant::now();
+        let ended = self
+            .engine
+            .lock("otrctl lock")
+            .await
+            .map_err(engine_status)?;
+        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::info!(ended, elapsed_us, "locked on request; every session ended");
+        Ok(Response::new(pb::EndAllSessionsResponse {
+            ended,
+            elapsed_us,
+        }))
+    }
+
+    async fn unlock(&self, _: Request<pb::UnlockRequest>) -> Reply<pb::UnlockResponse> {
+        let was_locked = self.engine.unlock().await.map_err(engine_status)?;
+        Ok(Response::new(pb::UnlockResponse { was_locked }))
+    }
+
     async fn send_message(
         &self,
         req: Request<pb::SendMessageRequest>,
@@ -134,6 +154,7 @@ impl Otrd for OtrdService {
             scrollback,
             live,
             self.stopping.clone(),
+            self.engine.lock_watermark(),
         )))
     }
 

@@ -1,4 +1,5 @@
-//! Wires the logind watcher to the engine: every lock, `LockedHint` or suspend ends every session.
+//! Wires the logind watcher to the engine: every lock, `LockedHint` or suspend ends every session
+//! and locks the engine; logind's `Unlock` or `LockedHint = false` unlocks it.
 
 use crate::engine::EngineHandle;
 use crate::lockscreen::{self, LockReason, WatchHandle};
@@ -34,7 +35,14 @@ pub async fn start(enabled: bool, engine: EngineHandle) -> Option<LockWatch> {
     };
     let task = tokio::spawn(async move {
         while let Some(reason) = rx.recv().await {
-            match engine.end_all().await {
+            if reason.is_unlock() {
+                match engine.unlock().await {
+                    Ok(was_locked) => tracing::info!(?reason, was_locked, "screen unlocked"),
+                    Err(e) => tracing::error!(?reason, error = %e, "screen unlock: engine gone"),
+                }
+                continue;
+            }
+            match engine.lock(reason.as_str()).await {
                 Ok(ended) => tracing::info!(?reason, ended, "screen lock: every session ended"),
                 Err(e) => {
                     tracing::error!(?reason, error = %e, "screen lock: could not end the sessions")

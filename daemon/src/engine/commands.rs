@@ -33,7 +33,8 @@ impl Engine {
             } => self.start(peer, scheme, reply),
             Command::Accept(peer, seq, r) => {
                 let answer = self
-                    .check_memory_policy()
+                    .require_unlocked()
+                    .and_then(|()| self.check_memory_policy())
                     .and_then(|()| self.user_input(&peer, Input::Accept { seq }));
                 self.reply(r, answer);
             }
@@ -52,6 +53,14 @@ impl Engine {
             Command::EndAll(r) => {
                 let ended = self.end_all();
                 self.reply(r, ended);
+            }
+            Command::Lock(reason, r) => {
+                let ended = self.lock(reason);
+                self.reply(r, ended);
+            }
+            Command::Unlock(r) => {
+                let was_locked = self.unlock();
+                self.reply(r, was_locked);
             }
             Command::Send { peer, text, reply } => self.on_send(peer, text, reply),
             Command::Watch {
@@ -147,6 +156,10 @@ impl Engine {
     }
 
     fn start(&mut self, peer: PeerRef, scheme: SchemePreference, reply: Reply) {
+        if let Err(e) = self.require_unlocked() {
+            self.reply(reply, Err(e));
+            return;
+        }
         let me = match self.require_login() {
             Ok(me) => me,
             Err(e) => {
@@ -179,6 +192,7 @@ impl Engine {
         room_id: &str,
         scheme: SchemePreference,
     ) -> Result<SessionInfo, EngineError> {
+        self.require_unlocked()?;
         self.check_memory_policy()?;
         self.drive_user(room_id, Input::Start { scheme })
     }
@@ -238,6 +252,54 @@ impl Engine {
         }
         self.log.wipe_all();
         ended
+    }
+
+    /// The screen locked: ends everything as [`Engine::end_all`] does, then stays locked until
+    /// [`Engine::unlock`] — no Start, Accept or auto-accept (every session's policy says so), and
+    /// the watermark makes message events from before now undeliverable to watchers that have
+    /// not read them yet.
+    pub(super) fn lock(&mut self, reason: String) -> u32 {
+        let ended = self.end_all();
+        for session in self.sessions.values_mut() {
+            session.set_auto_accept(false);
+        }
+        self.lock_watermark = self.log.last_seq();
+        if self.lock.is_none() {
+            tracing::info!(%reason, ended, "locked: no session starts until the unlock");
+            self.lock = Some(LockState {
+                reason,
+                since_ms: super::core::now_ms(),
+            });
+        }
+        self.status_dirty = true;
+        ended
+    }
+
+    /// The screen unlocked: sessions may start again and auto-accept is back as configured.
+    pub(super) fn unlock(&mut self) -> bool {
+        let Some(lock) = self.lock.take() else {
+            return false;
+        };
+        tracing::info!(reason = %lock.reason, "unlocked");
+        let memory_ok = self.check_memory_policy().is_ok();
+        for session in self.sessions.values_mut() {
+            let peer = &session.context().peer_username;
+            let auto = self.cfg.config.auto_accept(peer) && memory_ok;
+            session.set_auto_accept(auto);
+        }
+        self.status_dirty = true;
+        true
+    }
+
+    /// Errors while a screen lock is in force.
+    pub(super) fn require_unlocked(&self) -> Result<(), EngineError> {
+        match &self.lock {
+            None => Ok(()),
+            Some(lock) => Err(EngineError::FailedPrecondition(format!(
+                "the screen is locked ({}): no OTR session starts or is accepted until it is                  unlocked (the desktop's unlock, or `otrctl unlock`)",
+                lock.reason
+            ))),
+        }
     }
 
     /// SendMessage to a peer without `require_otr`: fails closed unless established.
@@ -321,8 +383,10 @@ impl Engine {
             ))
         })?;
         // Auto-accept creates keys too: not while memory cannot be locked under the refuse policy.
-        let auto_accept =
-            self.cfg.config.auto_accept(&room.peer_username) && self.check_memory_policy().is_ok();
+        // And never while the screen is locked.
+        let auto_accept = self.cfg.config.auto_accept(&room.peer_username)
+            && self.check_memory_policy().is_ok()
+            && self.lock.is_none();
         let mut policy = SessionPolicy::new(
             auto_accept,
             (self.cfg.config.policy.delivery_timeout_secs as i64).saturating_mul(1000),
@@ -357,5 +421,62 @@ impl Engine {
             PeerRef::Username(u) => self.rooms.by_username(u).map(|r| r.room_id.clone()),
             PeerRef::RoomId(id) => self.rooms.get(id).map(|r| r.room_id.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::super::core::{spawn, EngineConfig};
+    use super::super::types::{EngineError, PeerRef, SchemePreference};
+    use crate::config::Config;
+
+    fn locked_refusal(e: EngineError) -> String {
+        match e {
+            EngineError::FailedPrecondition(m) if m.contains("the screen is locked") => m,
+            other => panic!("expected the lock's refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn between_lock_and_unlock_nothing_starts_or_is_accepted() {
+        let (engine, _task) = spawn(EngineConfig::offline(Config::default()));
+        assert_eq!(engine.status().await.expect("status").lock, None);
+        assert!(!engine.unlock().await.expect("unlock"), "was not locked");
+
+        assert_eq!(engine.lock("otrctl lock").await.expect("lock"), 0);
+        let status = engine.status().await.expect("status");
+        assert_eq!(
+            status.lock.map(|l| l.reason).as_deref(),
+            Some("otrctl lock")
+        );
+        let bob = || PeerRef::Username("bob".into());
+        let start = engine.start(bob(), SchemePreference::Auto).await;
+        let msg = locked_refusal(start.expect_err("start refused"));
+        assert!(
+            msg.contains("otrctl lock") && msg.contains("otrctl unlock"),
+            "{msg}"
+        );
+        locked_refusal(
+            engine
+                .accept(bob(), None)
+                .await
+                .expect_err("accept refused"),
+        );
+        // A second lock keeps the first one's reason.
+        engine.lock("sleep").await.expect("lock");
+        let status = engine.status().await.expect("status");
+        assert_eq!(
+            status.lock.map(|l| l.reason).as_deref(),
+            Some("otrctl lock")
+        );
+
+        assert!(engine.unlock().await.expect("unlock"));
+        assert_eq!(engine.status().await.expect("status").lock, None);
+        // Past the lock now: this offline engine fails for its own reason.
+        let start = engine.start(bob(), SchemePreference::Auto).await;
+        assert!(
+            matches!(start, Err(EngineError::Unavailable(_))),
+            "{start:?}"
+        );
     }
 }

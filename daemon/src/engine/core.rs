@@ -123,6 +123,8 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         status_dirty: true,
         api_paths: rocketchat::ApiPaths::default(),
         pending_two_factor: None,
+        lock: None,
+        lock_watermark: 0,
     };
     engine.publish_status();
     let status = engine.status_tx.subscribe();
@@ -215,6 +217,11 @@ pub(super) struct Engine {
     pub(super) api_paths: rocketchat::ApiPaths,
     /// The second factor a login waits for (GetStatus reports it).
     pub(super) pending_two_factor: Option<rocketchat::TwoFactorMethod>,
+    /// The screen lock in force, if any (engine/commands.rs `lock`): Start, Accept, auto-accept
+    /// and `require_otr` sends are refused until the unlock.
+    pub(super) lock: Option<LockState>,
+    /// The last event seq before the latest lock (see [`StatusInfo::lock_watermark`]).
+    pub(super) lock_watermark: u64,
 }
 
 impl Engine {

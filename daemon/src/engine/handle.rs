@@ -40,6 +40,12 @@ pub enum Command {
     End(PeerRef, oneshot::Sender<Result<SessionInfo, EngineError>>),
     /// EndAllSessions: returns how many were ended.
     EndAll(oneshot::Sender<u32>),
+    /// The screen locked (logind, `otrctl lock`): ends every session like EndAll and keeps the
+    /// engine locked — no Start, Accept or auto-accept — until [`Command::Unlock`]. The string
+    /// says what locked; returns how many sessions were ended.
+    Lock(String, oneshot::Sender<u32>),
+    /// The screen unlocked (logind, `otrctl unlock`): returns whether a lock was in force.
+    Unlock(oneshot::Sender<bool>),
     /// SendMessage: returns (message id, room id, ts ms).
     Send {
         /// Who.
@@ -194,6 +200,26 @@ impl EngineHandle {
     /// SubmitLoginCode: answers once the server took the code or refused it.
     pub async fn submit_code(&self, code: SecretString) -> Result<String, EngineError> {
         self.ask(|r| Command::SubmitCode(code, r)).await?
+    }
+
+    /// The screen locked: every session ends and none starts or is accepted until
+    /// [`EngineHandle::unlock`]; `reason` says what locked. How many sessions were ended.
+    pub async fn lock(&self, reason: &str) -> Result<u32, EngineError> {
+        let reason = reason.to_owned();
+        self.ask(|r| Command::Lock(reason, r)).await
+    }
+
+    /// The screen unlocked: sessions may start again. Whether a lock was in force.
+    pub async fn unlock(&self) -> Result<bool, EngineError> {
+        self.ask(Command::Unlock).await
+    }
+
+    /// The newest event seq from before the latest lock, read now (0 for an engine that publishes
+    /// no status, such as a test double): message events at or below it that a watcher has not
+    /// read yet are never delivered.
+    pub fn lock_watermark(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let status = self.status.as_ref().map(|(s, _)| s.clone());
+        move || status.as_ref().map_or(0, |s| s.borrow().lock_watermark)
     }
 
     /// SendMessage (fails closed unless established).

@@ -155,6 +155,12 @@ impl Engine {
     }
 
     fn send_requiring_otr(&mut self, username: String, text: SecretString, reply: SendReply) {
+        // Holding it would start a session when the lock ends; the user is not there to see it.
+        if let Err(e) = self.require_unlocked() {
+            let e = EngineError::FailedPrecondition(format!("{e}; the message was not sent"));
+            self.reply(reply, Err(e));
+            return;
+        }
         let room_id = self.rooms.by_username(&username).map(|r| r.room_id.clone());
         // Behind anything already held for this peer, so messages keep their order.
         if let Some(room_id) = &room_id {

@@ -130,6 +130,8 @@ impl Engine {
                 .or_else(|| self.me.as_ref().and_then(|m| m.login.two_factor))
                 .map(|m| m.as_str().to_owned())
                 .unwrap_or_default(),
+            lock: self.lock.clone(),
+            lock_watermark: self.lock_watermark,
         }
     }
 

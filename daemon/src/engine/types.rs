@@ -342,6 +342,20 @@ pub struct StatusInfo {
     pub api_paths: String,
     /// The second factor asked for now or at the last login (`totp`, `email`, empty).
     pub two_factor: String,
+    /// The screen lock in force (`None` when unlocked): no session starts or is accepted.
+    pub lock: Option<LockState>,
+    /// The newest event seq emitted before the latest lock (0: never locked): a watcher reading a
+    /// message event at or below it after the lock gets it dropped, not delivered.
+    pub lock_watermark: u64,
+}
+
+/// A screen lock in force: between a lock (logind, `otrctl lock`) and the unlock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockState {
+    /// What locked: `lock`, `locked_hint`, `sleep` (logind) or `otrctl lock`.
+    pub reason: String,
+    /// When, ms since epoch.
+    pub since_ms: i64,
 }
 
 /// Direction of a chat message.

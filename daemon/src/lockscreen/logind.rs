@@ -41,6 +41,10 @@ pub(crate) trait Session {
     #[zbus(signal)]
     fn lock(&self) -> zbus::Result<()>;
 
+    /// Sent when the session is to unlock (`loginctl unlock-session`, the desktop).
+    #[zbus(signal)]
+    fn unlock(&self) -> zbus::Result<()>;
+
     /// Set by screen lockers that tell logind the session is locked.
     #[zbus(property)]
     fn locked_hint(&self) -> zbus::Result<bool>;

@@ -1,11 +1,14 @@
-//! Lock-screen teardown: watches logind over D-Bus and ends every session on lock or sleep.
+//! Lock-screen teardown: watches logind over D-Bus and ends every session on lock or sleep; the
+//! daemon stays locked (no session starts or is accepted) until logind's unlock.
 //!
 //! [`watch`] connects to the system bus (or a given address, for tests), finds the user's session
 //! object in logind and subscribes to three events, each of which means "the user walked away":
 //! the session's `Lock` signal, its `LockedHint` property turning true (set by lockers that tell
 //! logind), and the manager's `PrepareForSleep(true)`. Each sends a [`LockReason`] on the caller's
-//! channel; the engine answers with `EngineHandle::end_all()`. Lockers that tell logind nothing
-//! (plain `swaylock`, `i3lock`) are wired with `otrctl lock` instead.
+//! channel; the engine answers with `EngineHandle::lock()`. The session's `Unlock` signal and
+//! `LockedHint` turning false send the unlock reasons, answered with `EngineHandle::unlock()`.
+//! Lockers that tell logind nothing (plain `swaylock`, `i3lock`) are wired with `otrctl lock` and
+//! `otrctl unlock` instead.
 //!
 //! Subscriptions are in place when `watch` returns, so no event after that is missed.
 
@@ -23,7 +26,8 @@ use zbus::Connection;
 
 use logind::{ManagerProxy, SessionProxy, LOGIN1};
 
-/// Why sessions must end now.
+/// Why the lock state changes: a lock (sessions end now, and none starts until the unlock) or an
+/// unlock ([`LockReason::is_unlock`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockReason {
     /// logind's `Lock` signal for the user's session (`loginctl lock-session`, the desktop).
@@ -32,6 +36,10 @@ pub enum LockReason {
     LockedHint,
     /// The machine is about to suspend or hibernate (`PrepareForSleep(true)`).
     Sleep,
+    /// logind's `Unlock` signal for the user's session (`loginctl unlock-session`, the desktop).
+    Unlock,
+    /// The session's `LockedHint` became false (the screen locker let the user in).
+    UnlockedHint,
 }
 
 impl LockReason {
@@ -41,7 +49,15 @@ impl LockReason {
             Self::Lock => "lock",
             Self::LockedHint => "locked_hint",
             Self::Sleep => "sleep",
+            Self::Unlock => "unlock",
+            Self::UnlockedHint => "unlocked_hint",
         }
+    }
+
+    /// Whether this ends a lock rather than starting one. Waking from sleep is not an unlock: the
+    /// machine comes back to its lock screen, and its unlock is what counts.
+    pub fn is_unlock(self) -> bool {
+        matches!(self, Self::Unlock | Self::UnlockedHint)
     }
 }
 
@@ -202,6 +218,11 @@ async fn session_streams(
         .await
         .map_err(sub("Lock"))?
         .map(|_| Some(LockReason::Lock));
+    let unlock = session
+        .receive_unlock()
+        .await
+        .map_err(sub("Unlock"))?
+        .map(|_| Some(LockReason::Unlock));
 
     let properties = PropertiesProxy::builder(conn)
         .destination(LOGIN1)
@@ -222,10 +243,11 @@ async fn session_streams(
             }
             match args.changed_properties.get("LockedHint") {
                 Some(Value::Bool(true)) => Some(LockReason::LockedHint),
+                Some(Value::Bool(false)) => Some(LockReason::UnlockedHint),
                 _ => None,
             }
         });
-    Ok(vec![Box::pin(lock), Box::pin(hint)])
+    Ok(vec![Box::pin(lock), Box::pin(unlock), Box::pin(hint)])
 }
 
 /// Sends every lock event on `tx` until the bus closes or nobody listens.
@@ -235,7 +257,7 @@ async fn forward(
 ) {
     while let Some(event) = events.next().await {
         let Some(reason) = event else { continue };
-        tracing::info!(reason = %reason, "lock event from logind");
+        tracing::info!(reason = %reason, "lock state event from logind");
         if tx.send(reason).await.is_err() {
             tracing::debug!("lock receiver dropped; stopping the logind watcher");
             return;

@@ -115,6 +115,9 @@ impl FakeSession {
 
     #[zbus(signal)]
     pub async fn lock(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn unlock(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
 }
 
 /// Serves the fake logind on the bus under its real name.

@@ -65,6 +65,23 @@ async fn lock_locked_hint_and_sleep_each_reach_the_channel() {
     assert_eq!(next_reason(&mut rx).await, LockReason::Sleep);
     assert!(rx.try_recv().is_err(), "no extra events");
     assert!(handle.is_running());
+
+    // And the unlocks: the session's `Unlock` signal and `LockedHint` turning false.
+    FakeSession::unlock(session.signal_emitter())
+        .await
+        .expect("emit Unlock");
+    let unlock = next_reason(&mut rx).await;
+    assert_eq!(unlock, LockReason::Unlock);
+    assert!(unlock.is_unlock());
+    session.get_mut().await.locked_hint = false;
+    session
+        .get()
+        .await
+        .locked_hint_changed(session.signal_emitter())
+        .await
+        .expect("emit LockedHint change");
+    assert_eq!(next_reason(&mut rx).await, LockReason::UnlockedHint);
+    assert!(!LockReason::Sleep.is_unlock() && !LockReason::LockedHint.is_unlock());
 }
 
 #[tokio::test]

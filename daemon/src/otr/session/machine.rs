@@ -192,6 +192,11 @@ impl Session {
         self.policy.peer_known_native = known;
     }
 
+    /// Turns auto-accept off while the screen is locked, and back on (as configured) after.
+    pub fn set_auto_accept(&mut self, auto: bool) {
+        self.policy.auto_accept = auto;
+    }
+
     /// Updates `require_native` (the config may have been reloaded since this session began).
     pub fn set_require_native(&mut self, required: bool) {
         self.policy.require_native = required;
