@@ -123,7 +123,11 @@ async fn two_daemons_go_native_chat_with_acks_and_agree_on_fingerprints_and_sas(
     assert!(a["sas"].as_str().is_some_and(|s| !s.is_empty()), "{a}");
     assert_eq!(a["sas"], b["sas"]);
     assert_eq!(a["trust"], "unverified");
-    let trusted = alice.ctl(&["trust", "bob"])?;
+    // A bare `trust` verifies nothing (issue 16); the SAS both sides read does.
+    let (code, _) = alice.ctl_fails(&["trust", "bob"])?;
+    assert_eq!(code, 1);
+    let sas = a["sas"].as_str().unwrap_or_default().to_owned();
+    let trusted = alice.ctl(&["trust", "bob", "--sas", &sas])?;
     assert_eq!(trusted["trust"], "verified");
 
     let keys = [
