@@ -525,8 +525,10 @@ async fn p50_latency(cfg: rcsim::SimConfig, expect: TransportKind, rounds: usize
 async fn path_a_latency_is_close_to_the_7x_relay() {
     let mut v7 = rcsim::SimConfig::demo();
     v7.rate_limits.enabled = false;
-    let relay = p50_latency(v7, TransportKind::OtrRelay, 30).await;
-    let path_a = p50_latency(sim_config(false, false), TransportKind::UserActivity, 30).await;
+    // An idle session's messages: a few, so that the realtime relays' budget stays ample (a
+    // longer run of back-to-back messages is a burst, which the pacer packs on purpose).
+    let relay = p50_latency(v7, TransportKind::OtrRelay, 9).await;
+    let path_a = p50_latency(sim_config(false, false), TransportKind::UserActivity, 9).await;
     eprintln!("BENCH p50 256B, limits off: 7.x relay {relay:?}, path A {path_a:?}");
     // The target is ≤ 1.2×; on a shared 2-core machine only a gross regression is asserted.
     assert!(

@@ -3,7 +3,9 @@
 //! JSON shapes (every object also has `seq` and `replay`):
 //! - `{"type":"invitation","peer","room_id","mode","expires_ms"}`
 //! - `{"type":"state","peer","room_id","state","mode","transport","trust","detail"}`, plus
-//!   `"warning"` when a session between two otrd daemons is legacy
+//!   `"warning"` when a session between two otrd daemons is legacy, and `"queued_messages"`,
+//!   `"queued_ms"` when the event reports messages waiting for the realtime relays' rate limit
+//!   (Rocket.Chat 8.x; `queued_messages` 0 when the wait is over)
 //! - `{"type":"message","peer","room_id","direction":"in"|"out","text","id","ts"}`
 //! - `{"type":"delivered","peer","room_id","id"}`
 //! - `{"type":"error","peer","room_id","code","message","id"}`
@@ -41,6 +43,11 @@ pub fn to_json(event: &pb::Event) -> Option<Value> {
             // Only when set: "legacy — the server could read this" (both ends run otrd).
             if let (false, Some(map)) = (s.warning.is_empty(), v.as_object_mut()) {
                 map.insert("warning".into(), s.warning.clone().into());
+            }
+            // Only on back-pressure events.
+            if let (Some(b), Some(map)) = (&s.backlog, v.as_object_mut()) {
+                map.insert("queued_messages".into(), b.queued_messages.into());
+                map.insert("queued_ms".into(), b.waited_ms.into());
             }
             v
         }
@@ -157,6 +164,7 @@ mod tests {
             trust: pb::Trust::Unverified as i32,
             detail: String::new(),
             warning: String::new(),
+            backlog: None,
         }));
         let v = to_json(&e).expect("known kind");
         assert_eq!(v["type"], "state");
@@ -171,6 +179,22 @@ mod tests {
         }
         let v = to_json(&warned).expect("known kind");
         assert_eq!(v["warning"], "legacy — the server could read this");
+        assert!(
+            v.get("queued_messages").is_none(),
+            "only on back-pressure events"
+        );
+        let mut waiting = e.clone();
+        if let Some(Kind::State(s)) = waiting.kind.as_mut() {
+            s.backlog = Some(pb::Backlog {
+                queued_messages: 12,
+                waited_ms: 3_400,
+            });
+        }
+        let v = to_json(&waiting).expect("known kind");
+        assert_eq!(
+            (v["queued_messages"].as_u64(), v["queued_ms"].as_u64()),
+            (Some(12), Some(3_400))
+        );
     }
 
     #[test]

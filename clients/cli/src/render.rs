@@ -45,7 +45,77 @@ pub fn status_json(s: &pb::GetStatusResponse) -> Value {
         "api_paths": s.api_paths,
         "locked": s.locked,
         "lock_reason": s.lock_reason,
+        "relay_budgets": s.relay_budgets.iter().map(relay_budget_json).collect::<Vec<_>>(),
     })
+}
+
+/// A realtime relay method's budget as JSON (`otrctl --json status`).
+fn relay_budget_json(b: &pb::RelayBudget) -> Value {
+    json!({
+        "method": b.method,
+        "transport": names::transport(b.transport),
+        "connection_calls": b.connection_calls,
+        "connection_limit": b.connection_limit,
+        "user_calls": b.user_calls,
+        "user_limit": b.user_limit,
+        "reserve": b.reserve,
+        "window_ms": b.window_ms,
+        "queued_messages": b.queued_messages,
+        "queued_items": b.queued_items,
+        "oldest_wait_ms": b.oldest_wait_ms,
+        "calls_total": b.calls_total,
+        "rate_limited_total": b.rate_limited_total,
+        "expired_total": b.expired_total,
+    })
+}
+
+/// A realtime relay method's budget for people: what was spent of what is allowed, and what
+/// waits for it.
+fn relay_budget_text(b: &pb::RelayBudget) -> String {
+    let path = names::transport(b.transport).unwrap_or_else(|| "-".into());
+    let mut line = format!(
+        "relay {path} ({}): {}/{} calls in {} s on this connection, {}/{} of your account's \
+         share (reserve {})",
+        b.method,
+        b.connection_calls,
+        b.connection_limit,
+        b.window_ms.div_ceil(1000),
+        b.user_calls,
+        b.user_limit,
+        b.reserve
+    );
+    if b.queued_messages > 0 {
+        line.push_str(&format!(
+            "; {} message(s) waiting, oldest {}",
+            b.queued_messages,
+            seconds(b.oldest_wait_ms)
+        ));
+    }
+    if b.rate_limited_total > 0 {
+        line.push_str(&format!("; {} too-many-requests", b.rate_limited_total));
+    }
+    if b.expired_total > 0 {
+        line.push_str(&format!(
+            "; {} message(s) failed waiting past the delivery bound",
+            b.expired_total
+        ));
+    }
+    line
+}
+
+/// Milliseconds as "2.4 s".
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// A backlog for people, or `None` when nothing waits.
+pub fn backlog_text(b: Option<&pb::Backlog>) -> Option<String> {
+    let b = b.filter(|b| b.queued_messages > 0)?;
+    Some(format!(
+        "{} queued for the server's rate limit ({})",
+        b.queued_messages,
+        seconds(b.waited_ms)
+    ))
 }
 
 /// GetStatus for people.
@@ -73,7 +143,7 @@ pub fn status_text(s: &pb::GetStatusResponse) -> String {
     } else {
         format!("NOT locked ({})", or_dash(&memory.detail))
     };
-    [
+    let mut lines = vec![
         format!("otrd {} (API v{})", s.daemon_version, s.api_version),
         format!(
             "server:      {} {}",
@@ -127,8 +197,9 @@ pub fn status_text(s: &pb::GetStatusResponse) -> String {
                 s.session_count, s.established_count
             )
         },
-    ]
-    .join("\n")
+    ];
+    lines.extend(s.relay_budgets.iter().map(relay_budget_text));
+    lines.join("\n")
 }
 
 /// A session as JSON.
@@ -147,6 +218,8 @@ pub fn session_json(s: &pb::Session) -> Value {
         "pending_messages": s.pending_messages,
         "invitation_seq": (s.invitation_seq != 0).then_some(s.invitation_seq),
         "warning": (!s.warning.is_empty()).then_some(&s.warning),
+        "queued_messages": s.backlog.as_ref().map_or(0, |b| b.queued_messages),
+        "queued_ms": s.backlog.as_ref().map_or(0, |b| b.waited_ms),
     })
 }
 
@@ -165,6 +238,9 @@ pub fn session_text(s: &pb::Session) -> String {
     }
     if s.pending_messages > 0 {
         line.push_str(&format!(", {} unacknowledged", s.pending_messages));
+    }
+    if let Some(queued) = backlog_text(s.backlog.as_ref()) {
+        line.push_str(&format!(", {queued}"));
     }
     if s.invitation_seq != 0 {
         line.push_str(&format!(", invitation seq {}", s.invitation_seq));
@@ -237,4 +313,72 @@ pub fn fingerprint_text(f: &pb::GetFingerprintResponse) -> String {
         }
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_each_relay_budget_and_what_waits_for_it() {
+        let s = pb::GetStatusResponse {
+            relay_budgets: vec![pb::RelayBudget {
+                method: "stream-notify-room".into(),
+                transport: pb::Transport::UserActivity as i32,
+                connection_calls: 12,
+                connection_limit: 40,
+                user_calls: 12,
+                user_limit: 40,
+                reserve: 4,
+                window_ms: 42_000,
+                queued_messages: 3,
+                queued_items: 5,
+                oldest_wait_ms: 2_400,
+                calls_total: 90,
+                rate_limited_total: 0,
+                expired_total: 0,
+            }],
+            ..pb::GetStatusResponse::default()
+        };
+        let text = status_text(&s);
+        assert!(
+            text.contains(
+                "relay user_activity (stream-notify-room): 12/40 calls in 42 s on this \
+                 connection, 12/40 of your account's share (reserve 4); 3 message(s) waiting, \
+                 oldest 2.4 s"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("too-many-requests"),
+            "only when there were any"
+        );
+        let v = status_json(&s);
+        assert_eq!(v["relay_budgets"][0]["queued_messages"], 3);
+        assert_eq!(v["relay_budgets"][0]["transport"], "user_activity");
+    }
+
+    #[test]
+    fn a_session_says_how_many_messages_wait_and_for_how_long() {
+        let mut s = pb::Session {
+            peer: "bob".into(),
+            state: pb::SessionState::Established as i32,
+            ..pb::Session::default()
+        };
+        assert!(!session_text(&s).contains("queued"));
+        s.backlog = Some(pb::Backlog {
+            queued_messages: 7,
+            waited_ms: 1_250,
+        });
+        assert!(
+            session_text(&s).contains("7 queued for the server's rate limit (1.2 s)"),
+            "{}",
+            session_text(&s)
+        );
+        let v = session_json(&s);
+        assert_eq!(
+            (v["queued_messages"].as_u64(), v["queued_ms"].as_u64()),
+            (Some(7), Some(1_250))
+        );
+    }
 }

@@ -357,6 +357,7 @@ async fn watch_json_prints_the_contract_events() {
                 trust: engine::Trust::Unverified,
                 detail: String::new(),
                 warning: None,
+                backlog: None,
             },
         ))
         .expect("watcher");

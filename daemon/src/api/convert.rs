@@ -153,6 +153,35 @@ pub fn session(s: &domain::SessionInfo) -> pb::Session {
         invitation_seq: s.invitation_seq.unwrap_or(0),
         warning: s.warning.clone().unwrap_or_default(),
         seq: s.seq,
+        backlog: Some(backlog(s.backlog)),
+    }
+}
+
+/// Messages waiting for the realtime relays' budget.
+pub fn backlog(b: domain::Backlog) -> pb::Backlog {
+    pb::Backlog {
+        queued_messages: b.queued,
+        waited_ms: b.waited_ms,
+    }
+}
+
+/// A realtime relay method's budget.
+pub fn relay_budget(b: &domain::RelayBudget) -> pb::RelayBudget {
+    pb::RelayBudget {
+        method: b.method.to_owned(),
+        transport: transport(Some(b.transport)).into(),
+        connection_calls: b.connection_calls,
+        connection_limit: b.connection_limit,
+        user_calls: b.user_calls,
+        user_limit: b.user_limit,
+        reserve: b.reserve,
+        window_ms: b.window_ms,
+        queued_messages: b.queued_messages,
+        queued_items: b.queued_items,
+        oldest_wait_ms: b.oldest_wait_ms,
+        calls_total: b.calls_total,
+        rate_limited_total: b.rate_limited_total,
+        expired_total: b.expired_total,
     }
 }
 
@@ -210,6 +239,7 @@ pub fn status(s: domain::StatusInfo) -> pb::GetStatusResponse {
             .map(|l| l.reason.clone())
             .unwrap_or_default(),
         locked_since_ms: s.lock.as_ref().map_or(0, |l| l.since_ms),
+        relay_budgets: s.relays.iter().map(relay_budget).collect(),
     }
 }
 
@@ -259,6 +289,7 @@ pub fn event(e: &domain::Event) -> pb::Event {
             trust: tr,
             detail,
             warning,
+            backlog: b,
         } => Kind::State(pb::StateChange {
             peer: peer.clone(),
             room_id: room_id.clone(),
@@ -268,6 +299,7 @@ pub fn event(e: &domain::Event) -> pb::Event {
             trust: trust(Some(*tr)).into(),
             detail: detail.clone(),
             warning: warning.clone().unwrap_or_default(),
+            backlog: b.map(backlog),
         }),
         K::Message {
             peer,

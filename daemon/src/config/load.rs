@@ -216,6 +216,27 @@ fn validate(path: &Path, text: &str, config: &Config) -> Result<(), ConfigError>
             "must be at least 1 (calls per window and method on the realtime relays)",
         ));
     }
+    if config.transport.user_calls_per_window == 0 {
+        return Err(invalid(
+            "transport.user_calls_per_window",
+            "must be at least 1 (calls per window, method and user on the realtime relays)",
+        ));
+    }
+    let share = config.transport.share_for_other_clients;
+    if !(0.0..1.0).contains(&share) {
+        return Err(invalid(
+            "transport.share_for_other_clients",
+            "must be at least 0 and below 1 (the share of the per-user calls left to your other \
+             clients)",
+        ));
+    }
+    let own = f64::from(config.transport.user_calls_per_window) * (1.0 - share);
+    if own < 1.0 {
+        return Err(invalid(
+            "transport.share_for_other_clients",
+            "leaves otrd no call of user_calls_per_window",
+        ));
+    }
     if config.transport.window_secs == 0 {
         return Err(invalid(
             "transport.window_secs",
@@ -358,6 +379,37 @@ password_command = "pass show chat"
         assert!(e.contains("transport.window_secs"), "{e}");
         let e = err(&format!("{GOOD}\n[transport]\ncalls = 5\n"));
         assert!(e.contains("`transport.calls`"), "{e}");
+    }
+
+    #[test]
+    fn the_share_left_to_other_clients_has_a_default_and_bounds() {
+        let cfg = parse(Path::new("c.toml"), GOOD).expect("loads");
+        assert_eq!(cfg.transport.user_calls_per_window, 80);
+        assert_eq!(cfg.transport.share_for_other_clients, 0.5);
+        let cfg = parse(
+            Path::new("c.toml"),
+            &format!(
+                "{GOOD}\n[transport]\nuser_calls_per_window = 120\nshare_for_other_clients = 0.25\n"
+            ),
+        )
+        .expect("loads");
+        assert_eq!(cfg.transport.user_calls_per_window, 120);
+        assert_eq!(cfg.transport.share_for_other_clients, 0.25);
+        for bad in ["1.0", "-0.1", "1.5", "nan"] {
+            let e = err(&format!(
+                "{GOOD}\n[transport]\nshare_for_other_clients = {bad}\n"
+            ));
+            assert!(
+                e.contains("transport.share_for_other_clients"),
+                "{bad}: {e}"
+            );
+        }
+        let e = err(&format!(
+            "{GOOD}\n[transport]\nuser_calls_per_window = 1\nshare_for_other_clients = 0.5\n"
+        ));
+        assert!(e.contains("leaves otrd no call"), "{e}");
+        let e = err(&format!("{GOOD}\n[transport]\nuser_calls_per_window = 0\n"));
+        assert!(e.contains("transport.user_calls_per_window"), "{e}");
     }
 
     #[test]

@@ -42,14 +42,20 @@ pub struct Config {
     pub transport: TransportConfig,
 }
 
-/// `[transport]`: how fast otrd writes to the realtime relays (paths A and B, PROTOCOL.md §12.4).
-/// The defaults match the server's default DDP rate limit (40 calls per 40 s per method and
-/// connection); raise them only for a server whose admin raised that limit.
+/// `[transport]`: how much otrd writes to the realtime relays (paths A and B, PROTOCOL.md §12.4).
+/// The defaults match the server's default DDP rate limits (per method: 40 calls per 40 s and
+/// connection, 80 per user); raise them only for a server whose admin raised those limits.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransportConfig {
-    /// Calls per window and method (also the largest burst); at least 1.
+    /// Calls the server allows per window, method and connection; at least 1.
     pub calls_per_window: u32,
+    /// Calls the server allows per window, method and user (all the user's clients together);
+    /// at least 1.
+    pub user_calls_per_window: u32,
+    /// Share of the per-user calls left to the user's other clients (the browser's and the
+    /// phone's typing indicators use `stream-notify-room` too), from 0 up to (not including) 1.
+    pub share_for_other_clients: f64,
     /// Window length in seconds; at least 1.
     pub window_secs: u64,
 }
@@ -58,6 +64,8 @@ impl Default for TransportConfig {
     fn default() -> Self {
         Self {
             calls_per_window: 40,
+            user_calls_per_window: 80,
+            share_for_other_clients: 0.5,
             window_secs: 40,
         }
     }

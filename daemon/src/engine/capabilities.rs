@@ -130,6 +130,7 @@ impl Engine {
         for (_, outbox) in self.outboxes.drain() {
             outbox.abort();
         }
+        self.stop_relays();
         self.outbox_paths.clear();
         self.realtime.forget_paths();
         // With this reason, before `end_all` fails them with the lock's.

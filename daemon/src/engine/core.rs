@@ -88,12 +88,8 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     };
     let mut rng = SecureRng::from_os();
     let identity = Identity::load(cfg.state_dir.as_deref(), &mut rng);
-    // The server counts calls per method and connection; the config says how many it allows.
-    let pacing = crate::transport::realtime::PacingConfig {
-        enabled: true,
-        calls: cfg.config.transport.calls_per_window,
-        window: std::time::Duration::from_secs(cfg.config.transport.window_secs),
-    };
+    let relays =
+        crate::transport::realtime::Relays::new(relay_settings(&cfg.config), reports_tx.clone());
     let memlock = cfg.config.security.memlock;
     let mut engine = Engine {
         identity,
@@ -108,7 +104,8 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         subscribed_rooms: HashSet::new(),
         transport_subs: super::capabilities::TransportSubs::default(),
         realtime: crate::transport::realtime::Realtime::default(),
-        pacer: crate::transport::realtime::Pacer::new(pacing),
+        relays: relays.clone(),
+        relay_task: None,
         held: HeldMessages::default(),
         parked: ParkedSignals::default(),
         following: HashSet::new(),
@@ -129,7 +126,27 @@ pub fn spawn(cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     engine.publish_status();
     let status = engine.status_tx.subscribe();
     let task = tokio::spawn(engine.run(rx, client_events, internal_rx, reports_rx));
-    (EngineHandle::with_status(tx, status, memlock), task)
+    (EngineHandle::with_status(tx, status, memlock, relays), task)
+}
+
+/// The realtime relays' limits and bounds, from the config: the server's limits as
+/// `[transport]` states them, the delivery bound of `[policy]`, and the sessions' resend interval
+/// (a resend of a message that left less than that ago is dropped: it is not lost, only paced).
+fn relay_settings(config: &Config) -> crate::transport::realtime::Settings {
+    let t = &config.transport;
+    crate::transport::realtime::Settings {
+        limits: crate::transport::realtime::Limits {
+            connection_calls: t.calls_per_window,
+            user_calls: t.user_calls_per_window,
+            others_share: t.share_for_other_clients,
+            window: Duration::from_secs(t.window_secs),
+        },
+        delivery_bound: Duration::from_secs(config.policy.delivery_timeout_secs),
+        resend_grace: Duration::from_millis(
+            u64::try_from(crate::otr::session::SessionPolicy::default().resend_interval_ms)
+                .unwrap_or(5_000),
+        ),
+    }
 }
 
 /// Results of work the engine handed to spawned tasks.
@@ -185,8 +202,10 @@ pub(super) struct Engine {
     pub(super) transport_subs: super::capabilities::TransportSubs,
     /// Paths A/B (servers without the 7.x relay): inbound checks and each room's chosen path.
     pub(super) realtime: crate::transport::realtime::Realtime,
-    /// Pacing of this connection's realtime calls.
-    pub(super) pacer: crate::transport::realtime::Pacer,
+    /// The realtime relays' queues and budget (paths A/B), shared with the handle for GetStatus.
+    pub(super) relays: crate::transport::realtime::Relays,
+    /// The task performing the relays' calls, once a login needs it.
+    pub(super) relay_task: Option<crate::transport::realtime::RelayTask>,
     /// Messages to `require_otr` contacts waiting for their session.
     pub(super) held: HeldMessages,
     /// Signals for DMs not loaded yet (engine/parked.rs).

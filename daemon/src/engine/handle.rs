@@ -95,7 +95,16 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
     /// The engine's published status and the memlock policy that words its memory detail;
     /// `None` for an engine that publishes none (test doubles), which is asked instead.
-    status: Option<(watch::Receiver<StatusInfo>, MemlockPolicy)>,
+    status: Option<Published>,
+}
+
+/// What GetStatus reads without the engine task.
+#[derive(Debug, Clone)]
+struct Published {
+    snapshot: watch::Receiver<StatusInfo>,
+    memlock: MemlockPolicy,
+    /// The realtime relays' budgets, read at request time.
+    relays: crate::transport::realtime::Relays,
 }
 
 impl EngineHandle {
@@ -107,12 +116,17 @@ impl EngineHandle {
     /// Wraps the real engine's command channel and its published status.
     pub(super) fn with_status(
         tx: mpsc::Sender<Command>,
-        status: watch::Receiver<StatusInfo>,
+        snapshot: watch::Receiver<StatusInfo>,
         memlock: MemlockPolicy,
+        relays: crate::transport::realtime::Relays,
     ) -> Self {
         Self {
             tx,
-            status: Some((status, memlock)),
+            status: Some(Published {
+                snapshot,
+                memlock,
+                relays,
+            }),
         }
     }
 
@@ -132,15 +146,16 @@ impl EngineHandle {
     /// waiting on the engine task (issue 2's unary budget); the engine publishes before any event
     /// or answer goes out, so the snapshot is never older than what the caller has seen.
     pub async fn status(&self) -> Result<StatusInfo, EngineError> {
-        let Some((snapshot, memlock)) = &self.status else {
+        let Some(published) = &self.status else {
             return self.ask(Command::Status).await;
         };
         // A stopped engine answers nothing, as it would through the channel.
         if self.tx.is_closed() {
             return Err(EngineError::ShuttingDown);
         }
-        let mut status = snapshot.borrow().clone();
-        status.memory = super::status::memory_status(*memlock);
+        let mut status = published.snapshot.borrow().clone();
+        status.memory = super::status::memory_status(published.memlock);
+        status.relays = super::status::relay_budgets(&status, &published.relays);
         Ok(status)
     }
 

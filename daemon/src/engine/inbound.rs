@@ -98,6 +98,10 @@ impl Engine {
             self.on_capabilities_changed();
         } else {
             self.reload_rooms();
+            if let Some(client) = &self.client {
+                // Before the sessions resend: what left on the old connection may be lost.
+                self.relays.connection(client.stats().logins);
+            }
             let ids: Vec<String> = self.sessions.keys().cloned().collect();
             for room_id in ids {
                 self.drive(&room_id, Input::Reconnected);
@@ -365,6 +369,7 @@ impl Engine {
             } => {
                 self.drive(&room_id, Input::SendResult { id, ok, detail });
             }
+            Report::Backlog { room_id, backlog } => self.emit_backlog(&room_id, backlog),
             Report::FrameFailed {
                 room_id,
                 what,
@@ -440,6 +445,7 @@ impl Engine {
                     transport,
                     detail,
                     warning,
+                    backlog,
                     ..
                 }) => {
                     if state == SessionState::Established && mode == Some(Mode::Native) {
@@ -456,6 +462,7 @@ impl Engine {
                         trust,
                         detail,
                         warning,
+                        backlog,
                     });
                     continue;
                 }
@@ -487,6 +494,9 @@ impl Engine {
     pub(super) fn session_info(&self, room_id: &str) -> Option<SessionInfo> {
         let mut info = self.sessions.get(room_id)?.info();
         info.transport = self.transport_of(room_id, info.transport);
+        if self.realtime_mode() {
+            info.backlog = self.relays.backlog(room_id);
+        }
         if let Some(trust) = self.trust_for(room_id) {
             info.trust = trust;
         }
@@ -508,6 +518,30 @@ impl Engine {
             trust: info.trust,
             detail: detail.to_owned(),
             warning: info.warning,
+            backlog: None,
+        });
+    }
+
+    /// Tells front-ends that a room's messages wait for the realtime relays' budget, or no
+    /// longer do: a state event with the session's current state and the backlog.
+    fn emit_backlog(&mut self, room_id: &str, backlog: Backlog) {
+        let Some(info) = self.session_info(room_id) else {
+            return;
+        };
+        // Only a live session's messages wait; an ended one's were reported failed with it.
+        if info.state != SessionState::Established {
+            return;
+        }
+        self.emit(EventKind::State {
+            peer: info.peer,
+            room_id: info.room_id,
+            state: info.state,
+            mode: info.mode,
+            transport: info.transport,
+            trust: info.trust,
+            detail: backlog.describe(),
+            warning: info.warning,
+            backlog: Some(backlog),
         });
     }
 

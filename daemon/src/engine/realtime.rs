@@ -6,8 +6,8 @@
 use super::core::{now_ms, Engine};
 use super::held::StartReply;
 use super::types::*;
-use crate::transport::realtime::{envelope::Item, probe, sender::Route, Inbound, KnownRoom, Path};
-use crate::transport::{Outbox, RoomAddr};
+use crate::transport::realtime::{envelope::Item, probe, Inbound, KnownRoom, Path};
+use crate::transport::Outbox;
 use serde_json::Value;
 
 /// A Start waiting for the peer's daemon to answer a probe.
@@ -275,43 +275,48 @@ impl Engine {
         }
     }
 
-    fn route(&self, room_id: &str, path: Path) -> Option<Route> {
-        let client = self.client.clone()?;
-        let me = self.me.as_ref()?;
-        let room = self.rooms.get(room_id)?;
-        Some(Route {
-            client,
-            room: RoomAddr {
-                room_id: room.room_id.clone(),
-                peer_uid: room.peer_uid.clone(),
-            },
-            path,
-            my_uid: me.user_id.clone(),
-            my_username: me.username.clone(),
-            pacer: self.pacer.clone(),
-        })
+    /// Starts the task performing the relays' calls, once logged in; false without a login.
+    fn ensure_relay_task(&mut self) -> bool {
+        if self.relay_task.is_some() {
+            return true;
+        }
+        let (Some(client), Some(me)) = (self.client.clone(), self.me.as_ref()) else {
+            return false;
+        };
+        let task = self
+            .relays
+            .start(client, me.user_id.clone(), me.username.clone());
+        self.relay_task = Some(task);
+        true
+    }
+
+    /// Stops the relays' task and drops every queued frame (the server's capabilities changed:
+    /// what was queued was built for the old server).
+    pub(super) fn stop_relays(&mut self) {
+        if let Some(task) = self.relay_task.take() {
+            task.stop();
+        }
+        self.relays.clear();
     }
 
     /// A room's realtime outbox, once its path is known (`None` before: nothing is ever sent
     /// through the 7.x methods on such a server).
     pub(super) fn realtime_outbox(&mut self, room_id: &str) -> Option<Outbox> {
         let path = self.realtime.path(room_id)?;
-        let route = self.route(room_id, path)?;
+        if self.rooms.get(room_id).is_none() || !self.ensure_relay_task() {
+            return None;
+        }
         self.outbox_paths.insert(room_id.to_owned(), path);
-        Some(Outbox::spawn_realtime(route, self.reports_tx.clone()))
+        Some(Outbox::realtime(self.relays.outbox(room_id, path)))
     }
 
-    /// Sends one probe or probe answer (paced like everything else on that method).
+    /// Sends one probe or probe answer (paced like everything else on that method, ahead of
+    /// messages: a peer waits for it with a timeout).
     fn send_control(&mut self, room_id: &str, path: Path, item: Item) {
-        let Some(route) = self.route(room_id, path) else {
+        if self.rooms.get(room_id).is_none() || !self.ensure_relay_task() {
             return;
-        };
-        let envelope = self.realtime.control_envelope(&route.my_uid, room_id, item);
-        tokio::spawn(async move {
-            if let Err(e) = route.send(&envelope).await {
-                tracing::debug!(room = %route.room.room_id, error = %e, "probe not sent");
-            }
-        });
+        }
+        self.relays.outbox(room_id, path).push_control(item);
     }
 
     /// The transport a room's session uses, as shown to front-ends.

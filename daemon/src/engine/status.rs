@@ -73,13 +73,31 @@ pub(super) fn memory_status(policy: MemlockPolicy) -> MemoryStatus {
     m
 }
 
+/// The realtime relays' budgets when `status` says the server is one that needs them (read at
+/// request time: they change with every call, outside the engine task).
+pub(super) fn relay_budgets(
+    status: &StatusInfo,
+    relays: &crate::transport::realtime::Relays,
+) -> Vec<RelayBudget> {
+    if status
+        .native_transports
+        .contains(&TransportKind::UserActivity)
+    {
+        relays.budgets()
+    } else {
+        Vec::new()
+    }
+}
+
 impl Engine {
     /// What GetStatus reports now (memory included).
     pub(super) fn status(&self) -> StatusInfo {
-        StatusInfo {
+        let mut status = StatusInfo {
             memory: memory_status(self.cfg.config.security.memlock),
             ..self.status_snapshot()
-        }
+        };
+        status.relays = relay_budgets(&status, &self.relays);
+        status
     }
 
     /// Everything GetStatus reports but memory (see the module docs).
@@ -132,6 +150,7 @@ impl Engine {
                 .unwrap_or_default(),
             lock: self.lock.clone(),
             lock_watermark: self.lock_watermark,
+            relays: Vec::new(),
         }
     }
 

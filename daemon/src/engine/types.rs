@@ -265,6 +265,71 @@ pub struct SessionInfo {
     /// The event log's last sequence number when the snapshot was taken (0 until the engine
     /// stamps it): events up to it are reflected here, later ones are newer.
     pub seq: u64,
+    /// Messages waiting for the realtime relays' rate limit (Rocket.Chat 8.x); filled in by the
+    /// engine, sessions do not know.
+    pub backlog: Backlog,
+}
+
+/// A session's messages handed to the transport and not yet accepted by the server, because the
+/// realtime relays' budget makes them wait (Rocket.Chat 8.x).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// How many.
+    pub queued: u32,
+    /// How long the oldest has waited, ms (0 when none waits).
+    pub waited_ms: u64,
+}
+
+impl Backlog {
+    /// For people: "3 messages wait for the server's rate limit (oldest 2.4 s)".
+    pub fn describe(&self) -> String {
+        if self.queued == 0 {
+            return "no message waits for the server's rate limit any more".to_owned();
+        }
+        let what = if self.queued == 1 {
+            "1 message waits".to_owned()
+        } else {
+            format!("{} messages wait", self.queued)
+        };
+        format!(
+            "{what} for the server's rate limit (oldest {:.1} s); they leave packed into as \
+             few calls as the budget allows",
+            self.waited_ms as f64 / 1000.0
+        )
+    }
+}
+
+/// One realtime relay method's budget on this account (GetStatus; Rocket.Chat 8.x).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayBudget {
+    /// The DDP method (`stream-notify-room`, `stream-notify-room-users`).
+    pub method: &'static str,
+    /// The path it carries.
+    pub transport: TransportKind,
+    /// Our calls on this connection within the last window (plus margin).
+    pub connection_calls: u32,
+    /// What the server allows per connection and window (config `calls_per_window`).
+    pub connection_limit: u32,
+    /// Our calls counted against the user's limit in that window (earlier connections too).
+    pub user_calls: u32,
+    /// Our share of the per-user limit (the rest is left to the user's other clients).
+    pub user_limit: u32,
+    /// Calls of each window only `end` and `deny` may spend.
+    pub reserve: u32,
+    /// The window our counts cover (the server's plus a margin), ms.
+    pub window_ms: u64,
+    /// Messages waiting on this method, all rooms.
+    pub queued_messages: u32,
+    /// Items of any kind waiting (messages, acknowledgements, signals).
+    pub queued_items: u32,
+    /// How long the oldest waiting message has waited, ms.
+    pub oldest_wait_ms: u64,
+    /// Calls made since start.
+    pub calls_total: u64,
+    /// `too-many-requests` answers since start.
+    pub rate_limited_total: u64,
+    /// Messages reported failed because they could not leave within the delivery bound.
+    pub expired_total: u64,
 }
 
 /// A 1:1 direct-message room.
@@ -347,6 +412,9 @@ pub struct StatusInfo {
     /// The newest event seq emitted before the latest lock (0: never locked): a watcher reading a
     /// message event at or below it after the lock gets it dropped, not delivered.
     pub lock_watermark: u64,
+    /// The realtime relays' budgets (Rocket.Chat 8.x; empty elsewhere). Read when GetStatus is
+    /// asked, like `memory`, not kept in the published snapshot.
+    pub relays: Vec<RelayBudget>,
 }
 
 /// A screen lock in force: between a lock (logind, `otrctl lock`) and the unlock.
@@ -410,6 +478,9 @@ pub enum EventKind {
         /// "legacy — the server could read this" when both ends run otrd but the session is
         /// legacy (see [`SessionInfo::warning`]).
         warning: Option<String>,
+        /// Set when this event reports messages waiting for the realtime relays' rate limit, or
+        /// that the wait is over (`queued == 0`); `None` on every other state event.
+        backlog: Option<Backlog>,
     },
     /// A chat message, in or out.
     Message {

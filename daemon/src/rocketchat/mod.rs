@@ -24,8 +24,8 @@ mod robustness;
 pub use backoff::{Backoff, BackoffPolicy};
 pub use capabilities::ServerCapabilities;
 pub use client::{
-    Client, ClientConfig, ClientEvent, ClientStats, Credentials, DirectRoom, HeartbeatPolicy,
-    LoginInfo, LoginMethod, SessionInfo, SubscriptionId, TwoFactorMethod, UserRef,
+    rate_limit_wait, Client, ClientConfig, ClientEvent, ClientStats, Credentials, DirectRoom,
+    HeartbeatPolicy, LoginInfo, LoginMethod, SessionInfo, SubscriptionId, TwoFactorMethod, UserRef,
 };
 pub use compat::{ApiPaths, Generation};
 pub use ddp::{DdpError, FrameError, ServerFrame};

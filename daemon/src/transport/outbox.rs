@@ -1,5 +1,7 @@
-//! One task per room that performs that room's frames strictly in order (a handshake before the
-//! first message, messages in the order they were written) and reports what happened.
+//! A room's outbox: its frames leave strictly in order (a handshake before the first message,
+//! messages in the order they were written) and what happened is reported. On the 7.x relay one
+//! task per room performs them; on the realtime relays of 8.x they go into the account's shared
+//! scheduler ([`super::realtime::Relays`]), which paces every room under one budget.
 
 use super::{relay, Frame, RoomAddr};
 use crate::rocketchat::{Client, RcError};
@@ -20,6 +22,14 @@ pub enum Report {
         /// Why not.
         detail: String,
     },
+    /// Messages of a room wait for the realtime relays' rate limit (or no longer do:
+    /// `backlog.queued == 0`).
+    Backlog {
+        /// Room.
+        room_id: String,
+        /// How many, since when.
+        backlog: crate::engine::Backlog,
+    },
     /// Some other frame failed.
     FrameFailed {
         /// Room.
@@ -31,44 +41,63 @@ pub enum Report {
     },
 }
 
-/// The sending side of a room's queue. Dropping it ends the task once the queue is drained;
-/// [`Outbox::abort`] ends it at once, with what it still holds.
+/// The sending side of a room's queue. Dropping it ends the room's task (7.x relay) once its
+/// queue is drained, or leaves the shared scheduler to drain it (realtime); [`Outbox::abort`]
+/// drops what it still holds at once.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Frame>,
-    /// The room's task, for [`Outbox::abort`].
-    task: tokio::task::AbortHandle,
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    /// The 7.x relay: the room's own task.
+    Relay {
+        tx: mpsc::UnboundedSender<Frame>,
+        /// The room's task, for [`Outbox::abort`].
+        task: tokio::task::AbortHandle,
+    },
+    /// Path A or B: the account's scheduler.
+    Realtime(super::realtime::RoomOutbox),
 }
 
 impl Outbox {
-    /// Starts the room's task.
+    /// Starts the room's task on the 7.x relay.
     pub fn spawn(client: Client, room: RoomAddr, reports: mpsc::UnboundedSender<Report>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(client, room, rx, reports)).abort_handle();
-        Self { tx, task }
+        Self {
+            inner: Inner::Relay { tx, task },
+        }
     }
 
-    /// Starts the room's task on a realtime path (A or B): frames that queue up share a call.
-    pub fn spawn_realtime(
-        route: super::realtime::sender::Route,
-        reports: mpsc::UnboundedSender<Report>,
-    ) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(super::realtime::sender::run(route, rx, reports)).abort_handle();
-        Self { tx, task }
+    /// The room's outbox on a realtime path (A or B): frames that queue up share a call.
+    pub fn realtime(outbox: super::realtime::RoomOutbox) -> Self {
+        Self {
+            inner: Inner::Realtime(outbox),
+        }
     }
 
     /// Queues a frame; false if the room's task is gone.
     pub fn push(&self, frame: Frame) -> bool {
-        self.tx.send(frame).is_ok()
+        match &self.inner {
+            Inner::Relay { tx, .. } => tx.send(frame).is_ok(),
+            Inner::Realtime(outbox) => {
+                outbox.push(&frame);
+                true
+            }
+        }
     }
 
-    /// Ends the room's task now, dropping every frame it has not sent (the transport it was
-    /// built for is gone: the server's capabilities changed). A call already handed to the
+    /// Ends the room's sending now, dropping every frame not sent (the transport it was built
+    /// for is gone: the server's capabilities changed). A call already handed to the
     /// connection may still complete; the client refuses relay calls on a server without the
     /// relay (`Client::call_relay`).
     pub fn abort(&self) {
-        self.task.abort();
+        match &self.inner {
+            Inner::Relay { task, .. } => task.abort(),
+            Inner::Realtime(outbox) => outbox.abort(),
+        }
     }
 }
 

@@ -430,6 +430,7 @@ fn slow_start_engine() -> (EngineHandle, mpsc::UnboundedReceiver<oneshot::Sender
                             invitation_seq: None,
                             warning: None,
                             seq: 0,
+                            backlog: Default::default(),
                         }));
                     });
                 }
@@ -521,6 +522,7 @@ fn numbered(seq: u64) -> otrd::engine::Event {
             trust: Trust::Unverified,
             detail: seq.to_string(),
             warning: None,
+            backlog: None,
         },
     }
 }

@@ -1,5 +1,6 @@
 //! Test-control endpoints under `/_sim` for process-level tests (the binary): read the audit,
-//! drop connections, refuse logins, force presence, delay/duplicate events, toggle rate limits.
+//! drop connections, refuse logins, force presence, delay/duplicate events, toggle rate limits,
+//! list the calls the rate limiter refused.
 //! These requests are not audited.
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub fn router() -> Router<Arc<Sim>> {
         .route("/_sim/presence", post(presence))
         .route("/_sim/faults", post(faults))
         .route("/_sim/rate_limits", post(rate_limits))
+        .route("/_sim/rate_limited", get(rate_limited))
 }
 
 fn bad(msg: &str) -> Response {
@@ -97,6 +99,16 @@ async fn faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         sim.faults.set_duplicate_events(d);
     }
     done(json!({}))
+}
+
+async fn rate_limited(State(sim): State<Arc<Sim>>) -> Response {
+    let refused = sim
+        .limiter
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .refused()
+        .to_vec();
+    done(json!({ "refused": refused }))
 }
 
 async fn rate_limits(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {

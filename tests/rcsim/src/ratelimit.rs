@@ -1,11 +1,30 @@
 //! DDP method rate limiting the way Meteor's `DDPRateLimiter` does it for Rocket.Chat (§12.4):
 //! fixed windows per rule (one window start per rule, not per key), every call counted — refused
 //! ones too — and the longest `timeToReset` reported when several rules trip.
+//!
+//! Every refusal is also kept ([`RateLimiter::refused`]), as the real server logs each one with
+//! the user id ("limit by userId per method"): tests and benchmarks assert there were none, in
+//! process or through `GET /_sim/rate_limited` ([`fetch_refused`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{Limit, RateLimitConfig};
+
+/// One call the limiter refused with `too-many-requests`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The method called.
+    pub method: String,
+    /// The user the connection was logged in as.
+    pub user: Option<String>,
+    /// The connection.
+    pub conn: u64,
+    /// The `timeToReset` answered, ms.
+    pub time_to_reset_ms: u64,
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Scope {
@@ -34,6 +53,7 @@ struct Rule {
 pub struct RateLimiter {
     enabled: bool,
     rules: Vec<Rule>,
+    refused: Vec<Refusal>,
 }
 
 impl RateLimiter {
@@ -55,6 +75,7 @@ impl RateLimiter {
                 rule(Scope::GlobalUser, cfg.global_per_user),
                 rule(Scope::GlobalConnection, cfg.global_per_connection),
             ],
+            refused: Vec::new(),
         }
     }
 
@@ -92,10 +113,51 @@ impl RateLimiter {
             }
         }
         match worst {
-            Some(w) => Err(w),
+            Some(w) => {
+                self.refused.push(Refusal {
+                    method: method.to_string(),
+                    user: user.map(str::to_string),
+                    conn,
+                    time_to_reset_ms: u64::try_from(w.as_millis()).unwrap_or(u64::MAX),
+                });
+                Err(w)
+            }
             None => Ok(()),
         }
     }
+
+    /// Every call refused so far, in order.
+    pub fn refused(&self) -> &[Refusal] {
+        &self.refused
+    }
+}
+
+/// The refusals of the simulator at `http_url` (`GET /_sim/rate_limited`), for tests and
+/// benchmarks that hold only its URL. A plain HTTP/1.1 request: no client library needed.
+pub async fn fetch_refused(http_url: &str) -> anyhow::Result<Vec<Refusal>> {
+    use anyhow::Context;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = http_url
+        .strip_prefix("http://")
+        .context("the simulator's URL is not http://")?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let request =
+        format!("GET /_sim/rate_limited HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("no HTTP body from /_sim/rate_limited")?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "/_sim/rate_limited answered {}",
+        head.lines().next().unwrap_or("")
+    );
+    let v: serde_json::Value = serde_json::from_str(body)?;
+    Ok(serde_json::from_value(v["refused"].clone())?)
 }
 
 fn rule_key(scope: Scope, method: &str, user: Option<&str>, conn: u64) -> Option<String> {
@@ -148,6 +210,17 @@ mod tests {
             assert!(rl.check("sendMessage", Some("u"), 1, t0).is_ok());
         }
         assert!(rl.check("sendMessage", Some("u"), 2, t0).is_err());
+        let refused = rl.refused();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            (
+                refused[0].method.as_str(),
+                refused[0].user.as_deref(),
+                refused[0].conn
+            ),
+            ("sendMessage", Some("u"), 2)
+        );
+        assert!(refused[0].time_to_reset_ms <= 1_000);
         rl.set_enabled(false);
         assert!(rl.check("sendMessage", Some("u"), 2, t0).is_ok());
     }

@@ -193,6 +193,13 @@ async fn stream_rate_limit_trips_with_too_many_requests() {
         .as_u64()
         .expect("timeToReset");
     assert!(left > 0 && left <= 60_000);
+    // The refusal is on record, as the real server logs it with the user id.
+    let refused = rcsim::ratelimit::fetch_refused(&sim.http_url())
+        .await
+        .expect("GET /_sim/rate_limited");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].method, "stream-notify-room");
+    assert!(refused[0].user.is_some());
     // Other methods keep their own budget; switching limits off lets the call through.
     let r = me
         .call(

@@ -233,6 +233,7 @@ impl Session {
             warning: self.warning(),
             // Stamped by the engine, which owns the event log (engine::inbound::session_info).
             seq: 0,
+            backlog: Default::default(),
         }
     }
 
@@ -609,6 +610,7 @@ impl Session {
             trust: self.trust(),
             detail: self.detail.clone(),
             warning: self.warning(),
+            backlog: None,
         }));
     }
 

@@ -302,7 +302,18 @@ impl Client {
     /// `too-many-requests` after `details.timeToReset`; fails with [`RcError::NotConnected`] if
     /// the connection drops meanwhile (the caller decides whether to retry).
     pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Option<Value>, RcError> {
-        self.call_with(method, params, false).await
+        self.call_with(method, params, false, true).await
+    }
+
+    /// [`Client::call`] without its retries of `too-many-requests`: the error comes back to the
+    /// caller, who keeps its own account of the server's budget (the realtime relays' pacer
+    /// must see every refusal, and a retry is a call the server counts).
+    pub async fn call_once(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<Value>, RcError> {
+        self.call_with(method, params, false, false).await
     }
 
     /// [`Client::call`] for a method of the Rocket.Chat ≤ 7.x OTR relay (`sendMessage` of an OTR
@@ -316,7 +327,7 @@ impl Client {
         method: &str,
         params: Vec<Value>,
     ) -> Result<Option<Value>, RcError> {
-        self.call_with(method, params, true).await
+        self.call_with(method, params, true, true).await
     }
 
     async fn call_with(
@@ -324,6 +335,7 @@ impl Client {
         method: &str,
         params: Vec<Value>,
         relay_only: bool,
+        retry_rate_limits: bool,
     ) -> Result<Option<Value>, RcError> {
         let mut attempts = 0;
         loop {
@@ -347,7 +359,9 @@ impl Client {
                 })?
                 .map_err(|_| RcError::NotConnected)?;
             match outcome {
-                Err(RcError::Method { error, .. }) if error.is_rate_limited() => {
+                Err(RcError::Method { error, .. })
+                    if retry_rate_limits && error.is_rate_limited() =>
+                {
                     attempts += 1;
                     if attempts > RATE_LIMIT_RETRIES {
                         return Err(RcError::Timeout {
@@ -497,7 +511,7 @@ impl Client {
 }
 
 /// How long to wait before retrying a rate-limited call: `timeToReset`, bounded.
-fn rate_limit_wait(error: &DdpError) -> Duration {
+pub fn rate_limit_wait(error: &DdpError) -> Duration {
     let ms = error.time_to_reset_ms().unwrap_or(1000).clamp(50, 60_000);
     Duration::from_millis(ms)
 }

@@ -3,9 +3,14 @@
 //! `<rid>/video-conference`). Nothing sent here is stored by the server.
 //!
 //! - [`envelope`] — the frame format and its bounds; [`fragment`] — splitting and bounded
-//!   reassembly; [`pacing`] — token buckets per method; [`path_a`], [`path_b`] — the wire shapes;
-//!   [`sender`] — a room's outgoing task; [`probe`] — choosing a path, and which probes to answer;
-//!   [`budget`] — how much inbound work a room (or a forger writing in its name) may cause.
+//!   reassembly; [`path_a`], [`path_b`] — the wire shapes; [`probe`] — choosing a path, and
+//!   which probes to answer; [`budget`] — how much inbound work a room (or a forger writing in
+//!   its name) may cause.
+//! - Outgoing: [`sender`] — frames as numbered envelope items; [`pacing`] — the server's rate
+//!   limits as a budget per method, connection and user, with a reserve for control frames and
+//!   a pacing gap; [`queue`] — one room's items, packed call by call; [`scheduler`] — which
+//!   room's call goes when, and what each outcome means; [`outgoing`] — the task that makes
+//!   the calls, and the handle rooms and front-ends use.
 //! - [`Realtime`] (here) — the inbound half: an event from either path becomes the same session
 //!   [`Input`]s the 7.x relay produces, after bounding the envelope, checking its claims (room,
 //!   sender), dropping replays, reassembling fragments and keeping each room within its budget.
@@ -17,13 +22,18 @@
 pub mod budget;
 pub mod envelope;
 pub mod fragment;
+pub mod outgoing;
 pub mod pacing;
 pub mod path_a;
 pub mod path_b;
 pub mod probe;
+pub mod queue;
+pub mod scheduler;
 pub mod sender;
 
-pub use pacing::{Pacer, PacingConfig};
+pub use outgoing::{RelayTask, Relays, RoomOutbox};
+pub use pacing::Limits;
+pub use scheduler::Settings;
 
 use crate::engine::TransportKind;
 use crate::otr::session::{Input, SignalKind};
@@ -31,8 +41,20 @@ use envelope::{Envelope, Item, Kind};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 
+/// How urgently an outgoing item must leave (the order matters: later is more urgent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// Messages and acknowledgements: packed together, paced as the budget drains.
+    Bulk,
+    /// Handshakes and probes (a peer waits on them with a timeout): at once while a data call
+    /// is left.
+    Urgent,
+    /// `end` and `deny`: at once, from the reserve if need be.
+    Control,
+}
+
 /// Which realtime relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Path {
     /// `stream-notify-room` `<rid>/user-activity` (sender checked by the server).
     A,
@@ -161,7 +183,6 @@ pub struct Realtime {
     paths: HashMap<String, Path>,
     seen: HashMap<String, Seen>,
     reassembly: fragment::Reassembler,
-    control: sender::Numbering,
     /// Items each room may still hand to its session.
     budgets: budget::SessionBudgets,
     /// Which probes are answered.
@@ -171,11 +192,6 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    /// A probe or probe answer for a room, numbered in this connection's control run.
-    pub fn control_envelope(&mut self, my_uid: &str, room_id: &str, item: Item) -> Envelope {
-        sender::pack(&mut self.control, my_uid, room_id, vec![item]).remove(0)
-    }
-
     /// The path a room uses, once chosen.
     pub fn path(&self, room_id: &str) -> Option<Path> {
         self.paths.get(room_id).copied()

@@ -1,39 +1,16 @@
-//! The outgoing half of a realtime path: a room's frames become envelope items, items that
-//! queued up together share one frame (several messages and acks per call), a too-large list is
-//! fragmented, every call waits for a pacing token, and every message ends reported: accepted by
-//! the server or failed. Nothing a stock 8.x server would store is ever sent (`chat.otr` system
-//! messages and `deleteOldOTRMessages` have no meaning on these paths and are skipped).
+//! What a room's frames become on a realtime path: envelope items ([`item_of`]) numbered in a
+//! run ([`Numbering`]). Nothing a stock 8.x server would store is ever sent (`chat.otr` system
+//! messages and `deleteOldOTRMessages` have no meaning on these paths and are skipped). Packing
+//! items into envelopes, pacing and reporting are [`super::queue`]'s and
+//! [`super::scheduler`]'s; [`pack`] runs the same packing in one go.
 
-use super::envelope::{item_len, Envelope, Fragment, Item, Kind, MAX_ITEMS, MAX_PAYLOAD, VERSION};
-use super::{fragment, path_a, path_b, Pacer, Path};
+use super::envelope::{Envelope, Fragment, Item, Kind, VERSION};
+use super::queue::{Queued, RoomQueue};
 use crate::otr::session::SignalKind;
-use crate::rocketchat::{Client, RcError};
-use crate::transport::{Frame, Report, RoomAddr};
+use crate::transport::Frame;
 use rand::RngCore;
 use serde_json::{json, Value};
-use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// Attempts per frame when the connection drops or a call times out (rate limits are retried
-/// inside the DDP client, after `timeToReset`, and do not count here).
-const ATTEMPTS: u32 = 4;
-
-/// Who sends, where, how.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// The connection.
-    pub client: Client,
-    /// Room and peer.
-    pub room: RoomAddr,
-    /// Path A or B.
-    pub path: Path,
-    /// Our uid (the envelope's `from`).
-    pub my_uid: String,
-    /// Our username (path A's `args[0]`).
-    pub my_username: String,
-    /// The connection's pacing.
-    pub pacer: Pacer,
-}
+use std::time::{Duration, Instant};
 
 /// Numbers envelopes of one run.
 #[derive(Debug)]
@@ -53,7 +30,14 @@ impl Numbering {
         }
     }
 
-    fn next(
+    /// A new fragment group id.
+    pub(super) fn next_group(&mut self) -> u64 {
+        self.group += 1;
+        self.group
+    }
+
+    /// The next envelope of the run.
+    pub(super) fn next_envelope(
         &mut self,
         from: &str,
         room: &str,
@@ -114,126 +98,29 @@ pub fn item_of(frame: &Frame) -> Option<Item> {
     }
 }
 
-/// Packs items in order into envelopes of at most [`MAX_PAYLOAD`] and [`MAX_ITEMS`] items (what
-/// the receiver takes); an item too large alone is split into fragments (one group).
+/// Packs items in order into envelopes of at most [`super::envelope::MAX_PAYLOAD`] and
+/// [`super::envelope::MAX_ITEMS`] items (what the receiver takes), as the room queues do call by
+/// call; an item too large alone is split into fragments (one group).
 pub fn pack(numbering: &mut Numbering, from: &str, room: &str, items: Vec<Item>) -> Vec<Envelope> {
-    let mut out = Vec::new();
-    let mut batch: Vec<Item> = Vec::new();
-    let mut size = 2;
+    let mut queue = RoomQueue::with_numbering(room, std::mem::take(numbering));
+    let now = Instant::now();
     for item in items {
-        let len = item_len(&item) + 1;
-        if !batch.is_empty() && (size + len > MAX_PAYLOAD || batch.len() == MAX_ITEMS) {
-            out.push(numbering.next(from, room, std::mem::take(&mut batch), None));
-            size = 2;
-        }
-        if len + 2 > MAX_PAYLOAD {
-            let json = serde_json::to_string(&vec![item]).unwrap_or_default();
-            numbering.group += 1;
-            let pieces = fragment::split(&json);
-            let n = pieces.len() as u32;
-            for (i, d) in pieces.into_iter().enumerate() {
-                let frag = Fragment {
-                    id: numbering.group,
-                    i: i as u32,
-                    n,
-                    d,
-                };
-                out.push(numbering.next(from, room, Vec::new(), Some(frag)));
-            }
-            continue;
-        }
-        size += len;
-        batch.push(item);
+        queue.push(Queued::new(item, "frame", now), now, Duration::ZERO);
     }
-    if !batch.is_empty() {
-        out.push(numbering.next(from, room, batch, None));
+    let mut out = Vec::new();
+    while let Some(packed) = queue.take(from) {
+        queue.landed(&packed, true, now, Duration::ZERO);
+        out.push(packed.envelope);
     }
+    *numbering = queue.into_numbering();
     out
-}
-
-impl Route {
-    /// One paced call carrying `envelope`.
-    pub async fn send(&self, envelope: &Envelope) -> Result<(), RcError> {
-        let (method, params) = match self.path {
-            Path::A => (
-                path_a::METHOD,
-                path_a::params(&self.room.room_id, &self.my_username, envelope.to_value()),
-            ),
-            Path::B => (
-                path_b::METHOD,
-                path_b::params(&self.room.room_id, envelope.to_value()),
-            ),
-        };
-        self.pacer.acquire(method).await;
-        self.client.call(method, params).await.map(|_| ())
-    }
-
-    async fn send_retrying(&self, envelope: &Envelope) -> Result<(), RcError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.send(envelope).await {
-                Err(e @ (RcError::NotConnected | RcError::Timeout { .. }))
-                    if attempt < ATTEMPTS =>
-                {
-                    tracing::debug!(room = %self.room.room_id, error = %e, attempt, "realtime frame not sent; retrying");
-                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// The room's task: drains what queued up, packs it, sends it, reports every message.
-pub async fn run(
-    route: Route,
-    mut rx: mpsc::UnboundedReceiver<Frame>,
-    reports: mpsc::UnboundedSender<Report>,
-) {
-    let mut numbering = Numbering::new();
-    while let Some(first) = rx.recv().await {
-        let mut frames = vec![first];
-        while let Ok(f) = rx.try_recv() {
-            frames.push(f);
-        }
-        let items: Vec<Item> = frames.iter().filter_map(item_of).collect();
-        let envelopes = pack(&mut numbering, &route.my_uid, &route.room.room_id, items);
-        let mut failure: Option<String> = None;
-        for env in &envelopes {
-            if let Err(e) = route.send_retrying(env).await {
-                tracing::warn!(room = %route.room.room_id, error = %e, "realtime frame not sent");
-                failure = Some(e.to_string());
-                break;
-            }
-        }
-        for frame in &frames {
-            let report = match (frame, &failure) {
-                (Frame::Message { id, .. }, f) => Some(Report::MessageOutcome {
-                    room_id: route.room.room_id.clone(),
-                    id: id.clone(),
-                    ok: f.is_none(),
-                    detail: f.clone().unwrap_or_default(),
-                }),
-                (Frame::System { .. } | Frame::DeleteOld, _) | (_, None) => None,
-                (other, Some(detail)) => Some(Report::FrameFailed {
-                    room_id: route.room.room_id.clone(),
-                    what: super::super::outbox::frame_name(other),
-                    detail: detail.clone(),
-                }),
-            };
-            if let Some(r) = report {
-                if reports.send(r).is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::realtime::envelope::{MAX_ITEMS, MAX_PAYLOAD};
+    use crate::transport::realtime::fragment;
 
     fn msg(i: usize, len: usize) -> Item {
         Item {
