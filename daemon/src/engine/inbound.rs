@@ -451,6 +451,11 @@ impl Engine {
                     if state == SessionState::Established && mode == Some(Mode::Native) {
                         self.observe_identity(room_id);
                     }
+                    if state.is_terminal() && self.realtime_mode() {
+                        // Messages still waiting for the relays' budget belong to a session the
+                        // peer can no longer read (the session reported them failed).
+                        self.relays.drop_messages(room_id);
+                    }
                     let trust = self.trust_for(room_id).unwrap_or(Trust::Unverified);
                     let transport = self.transport_of(room_id, transport);
                     self.emit(EventKind::State {

@@ -159,13 +159,21 @@ function handle.state(s)
     M.last_inviter = nil
     unmap_accept()
   end
+  local c = chat.get(s.peer)
+  if s.backlog ~= nil then
+    -- Rocket.Chat 8.x back-pressure: messages wait for the server's rate limit, or no longer do.
+    -- The session itself did not change.
+    if c then
+      chat.notice(c, s.detail or '')
+    end
+    return
+  end
   local state = short(s.state, 'SESSION_STATE_')
   if s.state == 'SESSION_STATE_ENDED' then
     chat.wipe(s.peer)
     notify(string.format('session with %s ended%s', s.peer, why(s)))
     return
   end
-  local c = chat.get(s.peer)
   if c then
     local verified = s.trust == 'TRUST_VERIFIED' and 'verified' or 'unverified'
     if s.state == 'SESSION_STATE_ESTABLISHED' then

@@ -20,13 +20,13 @@ pub struct Rate {
 
 /// Inbound items of one room that may reach its session: a burst of 1,024, then 256 a second.
 ///
-/// The real peer cannot come near it. Its daemon sends at most one call per second per method
-/// after a burst of 40 (`PacingConfig`, the server's 40 per 40 s per connection), each call with
-/// at most [`super::envelope::MAX_ITEMS`] items — and a 300-line paste, with the acks for ours,
-/// is a few hundred items in about ten calls. Even the server's per-user ceiling (80 calls per
-/// 40 s, PROTOCOL §12.4) is 128 items a second. A forger at 1,000 items a second gets 256 of them
-/// into the session, each costing at most one X25519 and [`crate::otr::native::MAX_SKIP`] chain
-/// steps before its AEAD tag fails.
+/// The real peer cannot come near it. Its daemon makes at most 40 calls per method in any 42 s
+/// ([`super::pacing`], under the server's 40 per 40 s per connection), each call with at most
+/// [`super::envelope::MAX_ITEMS`] items — and a 300-line paste, with the acks for ours, is a few
+/// hundred items in about ten calls. Even the server's per-user ceiling (80 calls per 40 s,
+/// PROTOCOL §12.4) is 128 items a second. A forger at 1,000 items a second gets 256 of them into
+/// the session, each costing at most one X25519 and [`crate::otr::native::MAX_SKIP`] chain steps
+/// before its AEAD tag fails.
 pub const SESSION_INPUTS: Rate = Rate {
     burst: 1024.0,
     per_sec: 256.0,

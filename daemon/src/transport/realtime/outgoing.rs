@@ -118,6 +118,15 @@ impl Relays {
         self.scheduler().clear();
     }
 
+    /// Drops the messages `room_id` still has waiting: its session ended without our `end`
+    /// (see [`Scheduler::drop_messages`]).
+    pub fn drop_messages(&self, room_id: &str) {
+        let reports = self.scheduler().drop_messages(room_id);
+        for r in reports {
+            let _ = self.shared.reports.send(r);
+        }
+    }
+
     /// `room_id`'s messages waiting for the budget now.
     pub fn backlog(&self, room_id: &str) -> Backlog {
         self.scheduler().backlog(room_id, Instant::now())

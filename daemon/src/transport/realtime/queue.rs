@@ -427,6 +427,29 @@ impl RoomQueue {
             .retain(|p| p.group.is_none_or(|(g, _)| g != group));
     }
 
+    /// Takes out every message waiting (not the one on its way) and returns their ids; a
+    /// fragmented one goes with all its pieces. Acknowledgements and signals stay.
+    pub fn drop_messages(&mut self) -> Vec<String> {
+        let mut dropped = Vec::new();
+        let mut groups = HashSet::new();
+        self.ready.retain(|p| {
+            if p.messages.is_empty() {
+                return true;
+            }
+            if p.group.is_none_or(|(g, _)| groups.insert(g)) {
+                dropped.extend(p.messages.iter().cloned());
+            }
+            false
+        });
+        self.items.retain(|q| {
+            if q.is_message() {
+                dropped.extend(q.message_id.iter().cloned());
+            }
+            !q.is_message()
+        });
+        dropped
+    }
+
     /// Takes out every message queued at or before `cutoff` (and acknowledgements as old: the
     /// peer has given up on them) and returns the messages' ids, to be reported failed.
     /// Signals stay.

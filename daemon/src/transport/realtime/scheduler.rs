@@ -403,10 +403,22 @@ impl Scheduler {
         }
     }
 
+    /// `room_id`'s queues (one per path), found in the ordered map without a scan: ListSessions
+    /// asks for every session's.
+    fn queues_of<'a>(&'a self, room_id: &str) -> impl Iterator<Item = &'a RoomQueue> + 'a {
+        let key = |path| RoomKey {
+            room_id: room_id.to_owned(),
+            path,
+        };
+        self.rooms
+            .range(key(Path::A)..=key(Path::B))
+            .map(|(_, q)| q)
+    }
+
     /// The back-pressure of `room_id` now (both paths).
     pub fn backlog(&self, room_id: &str, now: Instant) -> Backlog {
         let mut b = Backlog::default();
-        for (_, queue) in self.rooms.iter().filter(|(k, _)| k.room_id == room_id) {
+        for queue in self.queues_of(room_id) {
             let w = queue.waiting();
             b.queued = b.queued.saturating_add(w.messages);
             let waited = w
@@ -415,6 +427,31 @@ impl Scheduler {
             b.waited_ms = b.waited_ms.max(u64::try_from(waited).unwrap_or(u64::MAX));
         }
         b
+    }
+
+    /// Drops the messages `room_id` still has waiting (its session ended without our `end`: the
+    /// peer ended it, or it failed); returns their failure reports (the session has reported them
+    /// already, and ignores these). Acknowledgements and signals stay.
+    pub fn drop_messages(&mut self, room_id: &str) -> Vec<Report> {
+        let key = |path| RoomKey {
+            room_id: room_id.to_owned(),
+            path,
+        };
+        let mut reports = Vec::new();
+        for (_, queue) in self.rooms.range_mut(key(Path::A)..=key(Path::B)) {
+            reports.extend(
+                queue
+                    .drop_messages()
+                    .into_iter()
+                    .map(|id| Report::MessageOutcome {
+                        room_id: room_id.to_owned(),
+                        id,
+                        ok: false,
+                        detail: "the session ended before the message could leave".into(),
+                    }),
+            );
+        }
+        reports
     }
 
     /// Each method's budget and queues (GetStatus).

@@ -681,3 +681,36 @@ fn a_new_connection_lets_resends_go_and_counts_from_zero() {
     let b = s.budgets(t0);
     assert_eq!((b[0].connection_calls, b[0].user_calls), (1, 2));
 }
+
+#[test]
+fn a_session_that_ended_without_our_end_leaves_no_message_behind() {
+    let mut s = Scheduler::new(settings());
+    let t0 = Instant::now();
+    for i in 0..100 {
+        s.push(key(ROOM), message(i, 256), "message", t0);
+    }
+    s.push(key(ROOM), ack(0), "acknowledgement", t0);
+    s.push(key("other"), message(500, 10), "message", t0);
+    let first = s.dispatch("me", t0);
+    assert_eq!(first.len(), 2, "one call per room");
+    let reports = s.drop_messages(ROOM);
+    assert!(!reports.is_empty());
+    assert!(reports.iter().all(
+        |r| matches!(r, Report::MessageOutcome { ok: false, room_id, .. } if room_id == ROOM)
+    ));
+    let on_its_way: usize = first
+        .iter()
+        .filter(|d| d.key.room_id == ROOM)
+        .map(|d| d.packed.messages.len())
+        .sum();
+    assert_eq!(reports.len() + on_its_way, 100);
+    assert_eq!(s.backlog("other", t0).queued, 1, "other rooms keep theirs");
+    for d in first {
+        s.finished(d, CallOutcome::Accepted, t0);
+    }
+    // The acknowledgement still goes (the peer's message did arrive).
+    let rest = s.dispatch("me", t0 + Duration::from_secs(60));
+    assert!(rest
+        .iter()
+        .all(|d| d.packed.messages.is_empty() && d.key.room_id == ROOM));
+}
