@@ -446,8 +446,19 @@ mod tests {
             invitation_seq: None,
             warning: None,
             seq: 41,
+            backlog: domain::Backlog {
+                queued: 3,
+                waited_ms: 2_500,
+            },
         };
         assert_eq!(session(&info).seq, 41);
+        assert_eq!(
+            session(&info).backlog,
+            Some(pb::Backlog {
+                queued_messages: 3,
+                waited_ms: 2_500
+            })
+        );
         let room_info = domain::RoomInfo {
             room_id: "r".into(),
             peer: "bob".into(),

@@ -3,8 +3,8 @@
 //! `scripts/bench [--quick] [--out FILE]` (or `cargo run -p otrd-bench --release -- …`). Every
 //! figure is a ratio against a reference measured in the same run; `--quick` runs each benchmark
 //! once, briefly, so CI keeps them compiling and working (it never fails on a figure);
-//! `--only crypto`, `--only ipc`, `--only e2e`, `--only scale` or `--only flood` runs one section
-//! (a partial report, labelled as such).
+//! `--only crypto`, `--only ipc`, `--only e2e`, `--only scale`, `--only flood` or
+//! `--only realtime` runs one section (a partial report, labelled as such).
 //!
 //! Modules: `timing` (samplers), `anchors` (Node WebCrypto, openssl speed), `cases` (crypto
 //! fixtures shared with daemon/benches), `crypto`, `harness` (rcsim, otrd processes, clients),
@@ -84,6 +84,8 @@ enum Section {
     Scale,
     /// Section 6: a third user flooding path B (issue 15's budget).
     Flood,
+    /// Section 5: Rocket.Chat 8.x's relays under real use (issue 21's budget).
+    Realtime,
 }
 
 /// Sections 2–3 (daemons against rcsim): IPC unless `only` is `E2e`, end to end unless it is
@@ -160,7 +162,7 @@ async fn flood_section(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
     Ok(())
 }
 
-/// Section 5: issue 11's figures over the 8.x realtime relays.
+/// Section 5: issue 21's figures over the 8.x realtime relays.
 async fn realtime_section(quick: bool, figures: &mut Vec<Figure>) -> Result<()> {
     eprintln!("otrd-bench: Rocket.Chat 8.x relays…");
     figures.extend(realtime::run(quick).await?);
@@ -214,6 +216,8 @@ fn main() -> Result<()> {
     }
     if only.is_none() {
         rt.block_on(load(args.quick, None, &mut figures))?;
+    }
+    if matches!(only, None | Some(Section::Realtime)) {
         rt.block_on(realtime_section(args.quick, &mut figures))?;
     }
     if matches!(only, None | Some(Section::Flood)) {
@@ -241,6 +245,7 @@ fn main() -> Result<()> {
             Some(Section::E2e) => ", end-to-end section only (`--only e2e`)",
             Some(Section::Scale) => ", scale section only (`--only scale`)",
             Some(Section::Flood) => ", path-B flood section only (`--only flood`)",
+            Some(Section::Realtime) => ", Rocket.Chat 8.x relays only (`--only realtime`)",
         },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         std::env::consts::ARCH,

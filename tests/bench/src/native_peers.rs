@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 /// Pacing of the realtime relays for every daemon in these cases: the benchmark's rcsim runs
 /// without rate limits, and at the default 40 calls per 40 s establishing 100 sessions would take
 /// minutes. The flood's own cost is what is measured, not the pacer.
-pub const FAST_TRANSPORT: &str = "[transport]\ncalls_per_window = 100000\nwindow_secs = 1\n";
+pub const FAST_TRANSPORT: &str =
+    "[transport]\ncalls_per_window = 100000\nuser_calls_per_window = 200000\nwindow_secs = 1\n";
 
 /// The child process with the peers; killed on drop.
 pub struct NativePeers {
@@ -105,7 +106,9 @@ fn spawn(url: &str, user: &str, state: &std::path::Path) -> EngineHandle {
         },
         transport: TransportConfig {
             calls_per_window: 100_000,
+            user_calls_per_window: 200_000,
             window_secs: 1,
+            ..TransportConfig::default()
         },
         ..Config::default()
     };
