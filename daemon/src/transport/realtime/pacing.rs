@@ -19,10 +19,13 @@
 //!   budget is free, a call goes at once (an idle session's message does not wait for anything);
 //!   below that, a partly filled frame waits after the method's last call for at least the
 //!   sustainable spacing (the span over the data calls), growing to four times it as the budget
-//!   drains, gathering more messages and acknowledgements into it. The step at three quarters
-//!   matters: the server's window still holds the burst that opened it, so a stream right after
-//!   a burst must slow below the sustainable rate at once, or it meets the limit before that
-//!   burst ages out. (A full frame goes without the gap: waiting would not fill it further.)
+//!   drains, gathering more messages and acknowledgements into it. (A full frame goes without
+//!   the gap: waiting would not fill it further.) "Free" is how fast we have been spending — a
+//!   token bucket of the data calls refilled evenly at the sustainable rate, so someone chatting
+//!   a message every few seconds is never held — but never more than a quarter above what the
+//!   log leaves ([`Budget::pacing_level`]): the server's window still holds the burst that
+//!   opened it, and a stream right after a burst must slow below the sustainable rate before
+//!   the log itself runs out.
 //!
 //! Everything here takes the time as an argument, so it is tested against a simulated clock.
 
@@ -132,6 +135,10 @@ struct Method {
     blocked_until: Option<Instant>,
     /// The last call of any class (what the pacing gap counts from).
     last_call: Option<Instant>,
+    /// Recent spending as a token bucket of the data calls, refilled evenly at the sustainable
+    /// rate (`None`: full). The log says what the server would count; this says how fast we have
+    /// been spending, which is what the pacing gap must answer to.
+    pace: Option<(f64, Instant)>,
     calls_total: u64,
     rate_limited_total: u64,
 }
@@ -216,11 +223,22 @@ impl Budget {
         at
     }
 
+    /// How much of the data budget the pacing gap sees as left (module docs): the spending
+    /// bucket's level, but no more than a quarter of the data calls above what the log leaves,
+    /// so that the gap also opens as the server's window fills up.
+    pub fn pacing_level(&mut self, method: &'static str, now: Instant) -> u32 {
+        let data = self.limits.data_calls();
+        let logged = self.data_available(method, now).saturating_add(data / 4);
+        let spent = self.method(method).pace;
+        let bucket = pace_tokens(&self.limits, spent, now);
+        logged.min(bucket.floor() as u32)
+    }
+
     /// The earliest time a partly filled frame of bulk items (messages, acks) may go: no
     /// earlier than [`Budget::earliest`], and after the pacing gap (module docs).
     pub fn bulk_ready_at(&mut self, method: &'static str, now: Instant) -> Instant {
         let earliest = self.earliest(method, Class::Bulk, now);
-        let available = self.data_available(method, now);
+        let available = self.pacing_level(method, now);
         let gap = gap(&self.limits, available);
         let last = self.method(method).last_call;
         match last {
@@ -231,7 +249,10 @@ impl Budget {
 
     /// Counts a call made now (whatever its outcome: the server counts refused calls too).
     pub fn record(&mut self, method: &'static str, now: Instant) {
+        let limits = self.limits;
         let m = self.method(method);
+        let left = pace_tokens(&limits, m.pace, now);
+        m.pace = Some(((left - 1.0).max(0.0), now));
         m.connection.calls.push_back(now);
         m.user.calls.push_back(now);
         m.last_call = Some(now);
@@ -263,6 +284,18 @@ impl Budget {
             user_calls: m.user.count(now, span),
             calls_total: m.calls_total,
             rate_limited_total: m.rate_limited_total,
+        }
+    }
+}
+
+/// The spending bucket's level at `now` (full when never spent from).
+fn pace_tokens(limits: &Limits, pace: Option<(f64, Instant)>, now: Instant) -> f64 {
+    let data = f64::from(limits.data_calls());
+    match pace {
+        None => data,
+        Some((tokens, at)) => {
+            let per_sec = data / limits.span().as_secs_f64().max(1e-3);
+            (tokens + now.saturating_duration_since(at).as_secs_f64() * per_sec).min(data)
         }
     }
 }

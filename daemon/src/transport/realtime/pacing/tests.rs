@@ -159,3 +159,43 @@ fn no_fixed_window_of_any_phase_sees_more_than_the_limit() {
         assert!(worst <= l.limit(), "phase {phase_ms} ms: {worst}");
     }
 }
+
+#[test]
+fn a_message_every_few_seconds_is_never_held_and_a_fast_stream_is() {
+    let mut b = Budget::new(Limits::default());
+    let t0 = Instant::now();
+    // Five minutes of chat, a message every 3 s: 14 calls in every span, each at once.
+    for i in 0..100 {
+        let t = at(t0, i * 3_000);
+        assert_eq!(b.bulk_ready_at(M, t), t, "message {i}");
+        b.record(M, t);
+    }
+    // Two a second is faster than the budget sustains: within a window, frames wait to fill.
+    let t1 = at(t0, 400_000);
+    let held = (0..60).any(|i| {
+        let t = t1 + Duration::from_millis(500) * i;
+        let ready = b.bulk_ready_at(M, t);
+        b.record(M, t);
+        ready > t
+    });
+    assert!(held);
+}
+
+#[test]
+fn right_after_a_burst_the_log_opens_the_gap_even_with_the_spending_refilled() {
+    let mut b = Budget::new(Limits::default());
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        b.record(M, t0);
+    }
+    // 30 s later the spending bucket is full again, but the server's window still holds the
+    // burst: 16 left by the log, so the gap is open.
+    let t = at(t0, 30_000);
+    assert_eq!(b.pacing_level(M, t), 16 + 9);
+    b.record(M, t);
+    let next = at(t0, 30_001);
+    assert!(
+        b.bulk_ready_at(M, next) > next,
+        "the next partial frame waits"
+    );
+}
