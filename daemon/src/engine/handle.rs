@@ -233,7 +233,7 @@ impl EngineHandle {
     /// no status, such as a test double): message events at or below it that a watcher has not
     /// read yet are never delivered.
     pub fn lock_watermark(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
-        let status = self.status.as_ref().map(|(s, _)| s.clone());
+        let status = self.status.as_ref().map(|p| p.snapshot.clone());
         move || status.as_ref().map_or(0, |s| s.borrow().lock_watermark)
     }
 
