@@ -82,6 +82,21 @@ async fn capabilities_change_to(after: rcsim::SimConfig) {
     for rx in [&mut me_ev, &mut echo_ev] {
         assert_eq!(established_state(rx).await, Some(TransportKind::OtrRelay));
     }
+    // The initiator's `user_joined_otr` (REST chat.otr) belongs to the 7.x server: let it land
+    // there before the server is swapped, or it races onto the new one.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sim7
+        .audit()
+        .client
+        .iter()
+        .any(|r| r.data.contains("chat.otr"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no user_joined_otr on 7.x"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 
     // The server goes away; a message written meanwhile waits in the room's relay outbox.
     sim7.shutdown().await;
@@ -124,10 +139,17 @@ async fn capabilities_change_to(after: rcsim::SimConfig) {
     me.start(echo_ref(), SchemePreference::Auto)
         .await
         .expect("start again");
+    // Path A normally; when the peer's path-A subscription on the new server is not up yet
+    // when the probe goes, the probe falls back to B — a realtime relay either way, never the
+    // removed 7.x relay (seen 6 in 15 runs on a loaded machine).
     for rx in [&mut me_ev, &mut echo_ev] {
-        assert_eq!(
-            established_state(rx).await,
-            Some(TransportKind::UserActivity)
+        let transport = established_state(rx).await;
+        assert!(
+            matches!(
+                transport,
+                Some(TransportKind::UserActivity | TransportKind::VideoConference)
+            ),
+            "{transport:?}"
         );
     }
     let sent = me
