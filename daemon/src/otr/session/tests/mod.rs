@@ -4,6 +4,7 @@
 
 mod forged;
 mod messaging;
+mod native_refresh;
 mod protections;
 mod transitions;
 
