@@ -194,11 +194,7 @@ impl Engine {
             .values()
             .filter(|s| s.state() == SessionState::Established)
             .count() as u32;
-        let exposed = self
-            .sessions
-            .values()
-            .filter(|s| s.warning().is_some())
-            .count() as u32;
+        let exposed = self.sessions.values().filter(|s| s.exposed()).count() as u32;
         assert_eq!(
             (self.tally.live, self.tally.established, self.tally.exposed),
             (live, established, exposed),
@@ -230,9 +226,9 @@ impl Engine {
         input: Input,
     ) -> Option<Result<Vec<Output>, SessionError>> {
         let session = self.sessions.get_mut(room_id)?;
-        let (before, was_exposed) = (session.state(), session.warning().is_some());
+        let (before, was_exposed) = (session.state(), session.exposed());
         let result = session.handle(input, now_ms(), &mut self.rng);
-        let (after, exposed) = (session.state(), session.warning().is_some());
+        let (after, exposed) = (session.state(), session.exposed());
         if self.tally.moved(before, after) {
             self.status_dirty = true;
         }

@@ -242,7 +242,13 @@ impl Session {
     /// Judged at each state change (so it only changes while an input is handled, where the
     /// engine's status tally sees it).
     pub fn warning(&self) -> Option<String> {
-        self.exposed.then(|| LEGACY_WARNING.to_owned())
+        self.exposed().then(|| LEGACY_WARNING.to_owned())
+    }
+
+    /// Whether [`Session::warning`] is set, without building it (the engine's status tally asks
+    /// on every input).
+    pub fn exposed(&self) -> bool {
+        self.exposed
     }
 
     fn transport(&self) -> Option<TransportKind> {
